@@ -1,0 +1,69 @@
+"""Era ``4.4``: THP before the refcounting redesign (Linux 4.4 and earlier).
+
+Kernel range: up to v4.4, i.e. before the THP refcount series merged for 4.5
+(53f9263baba6 "mm: rework mapcount accounting to enable 4k mapping of THPs",
+ddc58f27f9ee "mm: drop tail page refcounting", 1f25fe20a76a "mm, thp: adjust
+conditions when we can reuse the page on WP fault").
+
+Rules (research notes eras.md section 1; thread.md section 2(c)):
+
+* An anonymous THP is mapped only by PMDs; the head's ``_mapcount`` counts
+  them (thpviz keeps that number in the compound-mapcount slot).
+* Anything that needs 4 KiB granularity -- a partial mprotect, munmap,
+  MADV_DONTNEED or mremap, or an explicit PMD split -- calls
+  ``split_huge_page``, which splits the compound page itself *and every PMD
+  mapping it, in every process*.  It cannot fail: tail-page refcounting
+  (``get_page_foll`` on a tail bumps the head's count and the tail's
+  ``_mapcount``) lets ``__split_huge_page_refcount`` give each new order-0
+  page its own pins, so pins survive the split on the right subpage.
+* ``do_huge_pmd_wp_page`` reuses iff the head's mapcount is 1 -- the "-" side
+  of 1f25fe20a76a.  Pins are never looked at.  It never calls
+  ``page_move_anon_rmap``.
+* ``do_wp_page`` on an order-0 page: ``reuse_swap_page`` reuses iff
+  ``page_mapcount <= 1``; reuse moves the page to the VMA's anon_vma.
+
+Reconstructed (derived): the value thpviz gives for ``mapcount`` of a THP tail
+(the tail's GUP references, read from ddc58f27f9ee's description of tail
+refcounting, not from 4.4 source).
+"""
+
+from __future__ import annotations
+
+from ..model.events import ThpvizDefect
+from . import counters as C
+from .base import Era, PmdDecision, scan_cost
+
+
+class Era44(Era):
+    id = "4.4"
+    title = "before the redesign: THP only PMD-mapped, partial operations split the whole page"
+    kernel = "v4.4 and earlier"
+    commits = (("1f25fe20a76a", "pre-image: the reuse test before 'adjust conditions when we can reuse the page on WP fault'"),
+               ("ddc58f27f9ee", "pre-image: tail page refcounting, removed by 'mm: drop tail page refcounting'"))
+    counters = frozenset({"page_count", "page_mapcount", "mapcount"})
+
+    def counter(self, name, mem, pfn):
+        if name == "page_mapcount":
+            return C.page_mapcount_v44(mem, pfn)
+        if name == "mapcount":
+            return C.mapcount_v44(mem, pfn)
+        return super().counter(name, mem, pfn)
+
+    def split_huge_pmd(self, world, mm, ext):
+        """``split_huge_page_pmd``: for the huge zero page only this PMD is
+        split; for a THP the whole page is split everywhere."""
+        entry = mm.pt[ext]
+        if world.is_zero(entry.head):
+            world.split_huge_zero_pmd(mm, ext)
+        else:
+            world.split_huge_page_whole(entry.head)
+
+    def split_huge_page(self, world, h):
+        world.split_huge_page_whole(h)
+
+    def do_huge_pmd_wp_page(self, mem, h):
+        # the head's _mapcount: number of PMDs mapping the THP
+        return PmdDecision(reuse=bool(mem.cmc[h] == 1), cost=scan_cost(1))
+
+    def do_wp_page_thp(self, mem, h, subs):
+        raise ThpvizDefect("a THP is never PTE-mapped in 4.4")

@@ -1,0 +1,140 @@
+"""Address spaces: ``mm_struct``, ``vm_area_struct``, page tables, anon_vma.
+
+Addresses are counted in 4 KiB subpages.  A huge-page-sized, huge-page-aligned
+stretch of virtual addresses is an *extent* (what one PMD entry covers); each
+extent of an mm is either absent, one :class:`Pmd` entry, or a
+:class:`PteTable`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class AnonVma:
+    """``struct anon_vma``.  ``root`` and ``parent`` are anon_vma ids; the
+    reverse map itself lives in the VMAs' anon_vma_chain links (``Vma.avcs``),
+    which is how the kernel's interval tree of an anon_vma is filled."""
+
+    id: int
+    root: int
+    parent: int
+
+    @property
+    def name(self) -> str:
+        return f"av{self.id}"
+
+
+@dataclass
+class Vma:
+    """``struct vm_area_struct`` for a private anonymous mapping.
+
+    ``avcs`` lists the anon_vmas this VMA is linked to by anon_vma_chain
+    entries (``vma->anon_vma_chain``); ``anon_vma`` is ``vma->anon_vma``, the
+    one new pages go to and the one ``page_move_anon_rmap`` moves a page to.
+    """
+
+    start: int
+    end: int
+    pgoff: int
+    write: bool = True
+    dontcopy: bool = False
+    anon_vma: int | None = None
+    avcs: tuple[int, ...] = ()
+
+    def copy(self, **kw) -> "Vma":
+        return replace(self, **kw)
+
+    def linear_page_index(self, addr):
+        """``linear_page_index(vma, address)``."""
+        return self.pgoff + (addr - self.start)
+
+    def contains(self, addr: int) -> bool:
+        return self.start <= addr < self.end
+
+
+@dataclass
+class Pmd:
+    """A present huge PMD entry mapping the THP whose head is ``head``."""
+
+    head: int
+    write: bool
+
+    def copy(self) -> "Pmd":
+        return Pmd(self.head, self.write)
+
+
+class PteTable:
+    """A page table of ``nr`` PTEs: the pfn each maps (-1 for none) and its
+    write bit."""
+
+    __slots__ = ("pfn", "write")
+
+    def __init__(self, nr: int, pfn=None, write=None):
+        self.pfn = np.full(nr, -1, dtype=np.int64) if pfn is None else pfn
+        self.write = np.zeros(nr, dtype=np.bool_) if write is None else write
+
+    def copy(self) -> "PteTable":
+        return PteTable(0, self.pfn.copy(), self.write.copy())
+
+    def empty(self) -> bool:
+        return not bool((self.pfn >= 0).any())
+
+
+@dataclass
+class Mm:
+    """``struct mm_struct``: VMAs, page tables, and the scenario's region names."""
+
+    name: str
+    id: int
+    vmas: list[Vma] = field(default_factory=list)
+    pt: dict[int, object] = field(default_factory=dict)
+    regions: dict[str, tuple[int, int]] = field(default_factory=dict)
+    alive: bool = True
+
+    def clone(self) -> "Mm":
+        return Mm(
+            self.name,
+            self.id,
+            [v.copy() for v in self.vmas],
+            {k: e.copy() for k, e in self.pt.items()},
+            dict(self.regions),
+            self.alive,
+        )
+
+    # -- VMA lookup --------------------------------------------------------------
+    def find_vma(self, addr: int) -> Vma | None:
+        for v in self.vmas:
+            if v.start <= addr < v.end:
+                return v
+        return None
+
+    def vmas_in(self, lo: int, hi: int) -> list[Vma]:
+        return [v for v in self.vmas if v.start < hi and v.end > lo]
+
+    def covered(self, lo: int, hi: int) -> bool:
+        """True when [lo, hi) is covered by VMAs without holes."""
+        pos = lo
+        for v in sorted(self.vmas_in(lo, hi), key=lambda v: v.start):
+            if v.start > pos:
+                return False
+            pos = max(pos, v.end)
+        return pos >= hi
+
+    def region_at(self, addr: int) -> tuple[str, int] | None:
+        """(region name, subpage index in it) for an address, if named."""
+        for name, (start, length) in self.regions.items():
+            if start <= addr < start + length:
+                return name, addr - start
+        return None
+
+    def describe(self, lo: int, hi: int) -> str:
+        r = self.region_at(lo)
+        if r is None:
+            return f"@{lo:#x}"
+        name, i = r
+        n = hi - lo
+        return f"{name}[{i}]" if n == 1 else f"{name}[{i}:{i + n}]"

@@ -1,0 +1,193 @@
+"""Plain-text and JSON reports of a run (the JSON shape is fixed in DESIGN.md)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..model.events import DECISIONS
+from ..model.memmap import KIND_ZERO
+from ..model.mm import Pmd
+from .runner import Run
+
+
+def _runs(values: np.ndarray) -> list[list[int]]:
+    """Run-length encode: [[first, last, value], ...]."""
+    if len(values) == 0:
+        return []
+    cut = np.nonzero(np.diff(values) != 0)[0] + 1
+    starts = np.concatenate(([0], cut))
+    ends = np.concatenate((cut, [len(values)])) - 1
+    return [[int(s), int(e), int(values[s])] for s, e in zip(starts, ends)]
+
+
+def fault_dicts(run: Run, step) -> list[dict]:
+    out = []
+    world = run.world
+    for fb in step.faults:
+        mm = world.mms[fb.proc]
+        for addr, dec, copied, pfn in zip(fb.addrs, fb.decisions, fb.copied, fb.pfns):
+            r = mm.region_at(int(addr))
+            out.append({
+                "proc": fb.proc,
+                "subpage": r[1] if r else int(addr),
+                "region": r[0] if r else None,
+                "level": fb.level,
+                "decision": DECISIONS[int(dec)],
+                "copied_bytes": int(copied),
+                "access": fb.access,
+                "gup": fb.gup,
+                "page": world.mem.name(int(pfn)) if pfn >= 0 else None,
+            })
+    return out
+
+
+def page_dicts(world) -> list[dict]:
+    mem = world.mem
+    out = []
+    for h in mem.page_starts():
+        h = int(h)
+        if mem.kind[h] == KIND_ZERO:
+            continue
+        n = int(mem.nr[h])
+        fr = slice(h, h + n)
+        av = int(mem.mapping[h])
+        out.append({
+            "name": mem.name(h),
+            "subpages": n,
+            "refcount": int(mem.refcount[h]),
+            "compound_mapcount": int(mem.cmc[h]) if n > 1 else 0,
+            "double_map": bool(mem.double_map[h]),
+            "pincount": int(mem.pins[fr].sum()),
+            "mapcount": _runs(mem.mapcount[fr]),
+            "anon_vma": f"av{av}" if av >= 0 else None,
+            "freed": bool(mem.freed[h]),
+            "pins": _runs(mem.pins[fr]),
+            "data": _runs(mem.data[fr]),
+        })
+    return out
+
+
+def mapping_dicts(world) -> dict[str, list[dict]]:
+    mem, nr = world.mem, world.nr
+    out: dict[str, list[dict]] = {}
+    for mm in world.alive_mms():
+        rows = []
+        for ext in sorted(mm.pt):
+            entry = mm.pt[ext]
+            base = ext * nr
+            if isinstance(entry, Pmd):
+                rows.append({
+                    "range": mm.describe(base, base + nr), "level": "pmd",
+                    "page": mem.name(entry.head), "first_subpage": 0, "writable": bool(entry.write),
+                })
+                continue
+            pf, wr = entry.pfn, entry.write
+            present = pf >= 0
+            heads = np.where(present, mem.head[np.maximum(pf, 0)], -1)
+            zero = present & (mem.kind[np.maximum(pf, 0)] == KIND_ZERO)
+            # zero-page PTEs all map one frame; number them so a run of them
+            # stays one run
+            off = np.where(zero, np.arange(nr), np.where(present, pf - heads, -1))
+            # a new run starts where the page changes, the subpage is not the
+            # next one, the write bit changes, or presence changes
+            brk = np.ones(nr, dtype=bool)
+            brk[1:] = (heads[1:] != heads[:-1]) | (off[1:] != off[:-1] + 1) | (wr[1:] != wr[:-1])
+            starts = np.nonzero(brk)[0]
+            ends = np.concatenate((starts[1:], [nr]))
+            for s, e in zip(starts, ends):
+                if not present[s]:
+                    continue
+                s, e = int(s), int(e)
+                h = int(heads[s])
+                rows.append({
+                    "range": mm.describe(base + s, base + e), "level": "pte",
+                    "page": mem.name(h), "first_subpage": 0 if zero[s] else int(off[s]),
+                    "writable": bool(wr[s]),
+                })
+        out[mm.name] = rows
+    return out
+
+
+def run_to_json(run: Run) -> dict:
+    scn = run.scenario
+    steps = []
+    for s in run.steps:
+        d = {
+            "line": s.stmt.line,
+            "text": s.stmt.text,
+            "faults": fault_dicts(run, s),
+            "violations": sorted(s.violations),
+            "violation_details": {k: v for k, v in sorted(s.violations.items())},
+            "events": [{"kind": e.kind, "message": e.message} for e in s.events],
+        }
+        if s.error:
+            d["error"] = s.error
+        if s.assertion is not None:
+            d["assert"] = {"held": bool(s.assertion[0]), "value": s.assertion[1], "message": s.assertion[2]}
+        steps.append(d)
+    exp = scn.expects.get(run.era.id)
+    return {
+        "scenario": scn.path,
+        "title": scn.title,
+        "source": scn.source,
+        "era": run.era.id,
+        "thp": scn.thp,
+        "steps": steps,
+        "violations": sorted(run.violations),
+        "decision": run.last_write,
+        "expected": None if exp is None else {
+            "decision": exp.decision, "violations": sorted(exp.violations)},
+        "mismatches": run.mismatches(),
+        "pages": page_dicts(run.world),
+        "mappings": mapping_dicts(run.world),
+    }
+
+
+def _fault_summary(run: Run, s) -> list[str]:
+    lines = []
+    for fb in s.faults:
+        mm = run.world.mms[fb.proc]
+        decs = fb.decisions
+        cut = np.nonzero(np.diff(decs) != 0)[0] + 1
+        for part in np.split(np.arange(len(decs)), cut):
+            a0, a1 = int(fb.addrs[part[0]]), int(fb.addrs[part[-1]])
+            where = mm.describe(a0, a1 + 1) if len(part) > 1 else mm.describe(a0, a0 + 1)
+            copied = int(fb.copied[part].sum())
+            n = f"{len(part)} faults" if len(part) > 1 else "fault"
+            tag = " (inside GUP)" if fb.gup else ""
+            lines.append(
+                f"      {fb.access} {n} at {where}, {fb.level}: {DECISIONS[int(decs[part[0]])]}"
+                + (f", copied {copied // 1024} KiB" if copied else "") + tag
+            )
+    return lines
+
+
+def format_run(run: Run, hide: bool = False) -> str:
+    """Readable per-step report.  ``hide`` prints ``?`` for decisions and
+    violations so a reader can predict first."""
+    scn = run.scenario
+    out = [f"== {scn.path} under era {run.era.id}: {scn.title}"]
+    for s in run.steps:
+        out.append(f"  {s.stmt.line:3d}  {s.stmt.text}")
+        if hide:
+            if s.faults:
+                out.append("      fault: ?")
+            continue
+        out.extend(_fault_summary(run, s))
+        if s.error:
+            out.append(f"      refused: {s.error}")
+        for e in s.events:
+            if e.kind not in ("bug", "leak"):
+                out.append(f"      {e.kind}: {e.message}")
+        if s.assertion is not None:
+            out.append(f"      assert {'ok' if s.assertion[0] else 'FAILED'}: {s.assertion[2]}")
+        for k, details in sorted(s.violations.items()):
+            out.append(f"      ! {k}: {details[0]}")
+    if hide:
+        out.append("  result: last write fault ?, violations ?   (run without --hide to see)")
+    else:
+        v = " ".join(sorted(run.violations)) or "clean"
+        out.append(f"  result: last write fault {run.last_write}; violations {v}")
+        for m in run.mismatches():
+            out.append(f"  MISMATCH {m}")
+    return "\n".join(out)

@@ -1,0 +1,208 @@
+"""Run a parsed scenario under one era and check its expectations."""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+
+from .. import invariants
+from ..model.events import DECISIONS, Event, FaultBatch, OpError
+from ..model.memmap import KIND_ZERO
+from ..model.world import World
+from .parser import Scenario, Statement
+
+_CMP = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
+        ">": operator.gt, ">=": operator.ge}
+
+
+@dataclass
+class StepResult:
+    stmt: Statement
+    faults: list[FaultBatch] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    #: violation kind -> details, for every violation present at this step
+    violations: dict[str, list[str]] = field(default_factory=dict)
+    error: str | None = None
+    #: for an assert: (held, value or None, message)
+    assertion: tuple | None = None
+
+    @property
+    def write_faults(self) -> list[FaultBatch]:
+        return [f for f in self.faults if f.access == "write"]
+
+
+@dataclass
+class Run:
+    scenario: Scenario
+    era: object
+    steps: list[StepResult]
+    world: World
+    #: world after each step (only with keep_snapshots); snapshots[0] is the
+    #: empty world before the first statement
+    snapshots: list[World] | None = None
+
+    @property
+    def violations(self) -> set[str]:
+        out: set[str] = set()
+        for s in self.steps:
+            out.update(s.violations)
+        return out
+
+    @property
+    def last_write(self) -> str:
+        """Decision of the last write fault of the run, or ``none``."""
+        for s in reversed(self.steps):
+            wf = s.write_faults
+            if wf:
+                last = max(wf, key=lambda f: int(f.addrs.max()))
+                i = int(last.addrs.argmax())
+                return DECISIONS[int(last.decisions[i])]
+        return "none"
+
+    def mismatches(self) -> list[str]:
+        """One line per failed expectation or assertion under this era."""
+        out = []
+        path, era = self.scenario.path, self.era.id
+        for s in self.steps:
+            if s.assertion is not None and not s.assertion[0]:
+                out.append(f"{path}:{s.stmt.line}: era {era}: assert failed: {s.assertion[2]}")
+        exp = self.scenario.expects.get(era)
+        if exp is not None:
+            got_dec = self.last_write
+            if exp.decision is not None and not _decision_matches(exp.decision, got_dec):
+                out.append(f"{path}:{exp.line}: era {era}: expected decision {exp.decision}, got {got_dec}")
+            got_v = self.violations
+            if set(exp.violations) != got_v:
+                want = " ".join(sorted(exp.violations)) or "clean"
+                got = " ".join(sorted(got_v)) or "clean"
+                out.append(f"{path}:{exp.line}: era {era}: expected violations {want}, got {got}")
+        return out
+
+
+def _decision_matches(expected: str, got: str) -> bool:
+    if expected == "cow":
+        return got in ("cow-small", "cow-huge")
+    return expected == got
+
+
+def address_range(world: World, proc: str, rng) -> tuple[int, int]:
+    mm = world.mms[proc]
+    start, size = mm.regions[rng.region]
+    lo, hi = rng.bounds(size)
+    return start + lo, start + hi
+
+
+def _apply(world: World, st: Statement) -> None:
+    op, a = st.op, st.args
+    if op == "mmap":
+        world.mmap(st.proc, a["region"], a["extents"])
+        return
+    if op in ("dma_write", "dma_read"):
+        getattr(world, op)(a["pin"])
+        return
+    if op == "unpin":
+        world.unpin(a["pin"])
+        return
+    if op == "fork":
+        world.fork(st.proc, a["child"])
+        return
+    if op == "exit":
+        world.exit(st.proc)
+        return
+    world.mm(st.proc)
+    lo, hi = address_range(world, st.proc, a["range"])
+    if op in ("read", "write"):
+        world.access(st.proc, lo, hi, op == "write")
+    elif op == "munmap":
+        world.munmap(st.proc, lo, hi)
+    elif op == "dontneed":
+        world.madvise_dontneed(st.proc, lo, hi)
+    elif op == "dontfork":
+        world.madvise_dontfork(st.proc, lo, hi)
+    elif op == "mprotect":
+        world.mprotect(st.proc, lo, hi, a["write"])
+    elif op == "mremap":
+        world.mremap(st.proc, lo, hi, a["new"])
+    elif op == "split_pmd":
+        world.split_pmd(st.proc, lo, hi)
+    elif op == "split_page":
+        world.split_page(st.proc, lo)
+    elif op == "pin":
+        world.gup(st.proc, lo, hi, a["write"], "pin", a["name"])
+    elif op == "vmsplice":
+        world.gup(st.proc, lo, hi, False, "ref", a["name"])
+    else:  # pragma: no cover - the parser only produces the ops above
+        raise ValueError(op)
+
+
+def evaluate_assert(world: World, era, st: Statement):
+    """(held, value, message) for an assert statement under ``era``."""
+    a = st.args
+    rng = a["range"]
+    cands = [world.mms[st.proc]] if st.proc else [m for m in world.mms.values()]
+    pfn, who = -1, None
+    for mm in cands:
+        if not mm.alive or rng.region not in mm.regions:
+            continue
+        lo, _ = address_range(world, mm.name, rng)
+        p, _, _ = world.lookup_one(mm, lo)
+        if p >= 0:
+            pfn, who = p, mm
+            break
+    text = f"{a['func']}({rng.text}) {a['cmp']} {a['value']}"
+    if pfn < 0:
+        return False, None, f"{text}: nothing is mapped at {rng.text}"
+    if world.mem.kind[pfn] == KIND_ZERO:
+        return False, None, f"{text}: {who.name} maps the zero page there (its counters are not modelled)"
+    value = era.counter(a["func"], world.mem, int(pfn))
+    held = _CMP[a["cmp"]](value, a["value"])
+    where = f"{who.name}'s {rng.text} = {world.mem.name(pfn)}"
+    return held, value, f"{text}: {a['func']} is {value} ({where})"
+
+
+def run(scn: Scenario, era, keep_snapshots: bool = False) -> Run:
+    """Run every statement; roll a refused operation back; check invariants
+    after each step (a counter inconsistency raises ThpvizDefect)."""
+    world = World(era, scn.thp)
+    steps: list[StepResult] = []
+    snaps = [world.clone()] if keep_snapshots else None
+    for st in scn.statements:
+        res = StepResult(st)
+        if st.op == "assert":
+            applies = st.args["eras"] is None or era.id in st.args["eras"]
+            if applies:
+                res.assertion = evaluate_assert(world, era, st)
+        else:
+            backup = world.clone()
+            world.log.faults.clear()
+            world.log.events.clear()
+            try:
+                _apply(world, st)
+            except OpError as e:
+                world = backup
+                res.error = str(e)
+            else:
+                res.faults = list(world.log.faults)
+                res.events = list(world.log.events)
+        for ev in res.events:
+            if ev.kind in ("bug", "leak"):
+                res.violations.setdefault(ev.kind, []).append(ev.message)
+        for kind, details in invariants.check(world).items():
+            res.violations[kind] = details
+        steps.append(res)
+        if keep_snapshots:
+            snaps.append(world.clone())
+    return Run(scn, era, steps, world, snaps)
+
+
+def eras_for(scn: Scenario, requested=None, default_all=True):
+    """The eras a file runs under: ``requested`` if given, else those its
+    ``expect``/``assert`` lines name, else every implemented era."""
+    from ..eras import ERAS, get
+
+    if requested:
+        return [get(e) for e in requested]
+    named = scn.named_eras()
+    if named:
+        return [ERAS[e] for e in ERAS if e in named]
+    return list(ERAS.values()) if default_all else []
