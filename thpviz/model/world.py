@@ -210,7 +210,7 @@ class World:
         pf = mem.alloc_small(len(addrs))
         starts = np.array([v.start for v in vmas])
         pgoffs = np.array([v.pgoff for v in vmas])
-        avs = np.array([v.anon_vma for v in vmas], dtype=np.int64)
+        avs = np.array([-1 if v.anon_vma is None else v.anon_vma for v in vmas], dtype=np.int64)
         mem.mapping[pf] = avs[vidx]
         mem.index[pf] = pgoffs[vidx] + (addrs - starts[vidx])
         mem.mapcount[pf] = 1
@@ -548,7 +548,7 @@ class World:
                 _merge_cost(costs, d.cost)
         # page_move_anon_rmap: page->mapping = vma->anon_vma
         if move.any():
-            avs = np.array([v.anon_vma for v in mm.vmas], dtype=np.int64)
+            avs = np.array([-1 if v.anon_vma is None else v.anon_vma for v in mm.vmas], dtype=np.int64)
             mem.mapping[heads[move]] = avs[vidx[move]]
         tables = {}
         ext = addrs // nr
