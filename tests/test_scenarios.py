@@ -40,3 +40,12 @@ def test_thpviz_check_command_passes():
     assert r.returncode == 0, r.stdout + r.stderr
     last = r.stdout.strip().splitlines()[-1]
     assert last.endswith(" 0 failed") and int(last.split()[0]) >= 5 * len(FILES)
+
+
+@pytest.mark.parametrize("folder", sorted({p.parent for p in FILES}), ids=lambda p: p.name)
+def test_topic_readme_lists_every_file(folder):
+    readme = folder / "README.md"
+    assert readme.exists(), f"{folder} has no README.md"
+    text = readme.read_text()
+    for f in folder.glob("*.thp"):
+        assert f"`{f.name}`" in text, f"{f.name} missing from {readme}"
