@@ -27,7 +27,7 @@ PTEs become unreachable (``rmap-broken``).
 from __future__ import annotations
 
 from . import counters as C
-from .base import Era, PmdDecision, ThpBatch, max_based_batch, scan_cost
+from .base import Era, PmdDecision, ThpBatch, max_based_batch, pmd_fault_cost, thp_subpage_cost
 from .v4_5 import COUNTERS_45
 
 
@@ -39,8 +39,11 @@ class EraAndreaV1(Era):
     counters = COUNTERS_45 | {"page_trans_huge_mapcount"}
 
     def do_huge_pmd_wp_page(self, mem, h):
+        # page_trans_huge_mapcount: every subpage's _mapcount, PageDoubleMap
+        # and compound_mapcount
         n = int(mem.nr[h])
-        return PmdDecision(reuse=C.page_trans_huge_mapcount(mem, h)[0] == 1, cost=scan_cost(n))
+        reuse = C.page_trans_huge_mapcount(mem, h)[0] == 1
+        return PmdDecision(reuse=reuse, cost=pmd_fault_cost(mem, h, reuse, n + 2, None))
 
     def do_wp_page_thp(self, mem, h, subs):
         n = int(mem.nr[h])
@@ -52,5 +55,6 @@ class EraAndreaV1(Era):
                 f"do_wp_page handed tail page {mem.name(h + int(tails[0]))} to "
                 "page_trans_huge_mapcount()/page_move_anon_rmap() (VM_BUG_ON_PAGE(PageTail))"
             )
-        cost = scan_cost(n * (n_cow + (1 if n_cow < len(subs) else 0)))
+        # every fault scans the whole THP (as the author intended, from the head)
+        cost = thp_subpage_cost(h, subs, n_cow, n + 2, True, n)
         return ThpBatch(n_cow=n_cow, move=True, bug=bug, cost=cost)

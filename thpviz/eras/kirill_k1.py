@@ -16,7 +16,7 @@ https://lore.kernel.org/all/20160429163444.GM11700@redhat.com/.
 from __future__ import annotations
 
 from . import counters as C
-from .base import PmdDecision, scan_cost
+from .base import PmdDecision, pmd_fault_cost
 from .v4_5 import Era45
 
 
@@ -27,5 +27,8 @@ class EraKirillK1(Era45):
     commits = (("20160429005106.GB2847@node.shutemov.name", "thread message: total_mapcount() == 1 in do_huge_pmd_wp_page"),)
 
     def do_huge_pmd_wp_page(self, mem, h):
+        # total_mapcount: compound_mapcount, every subpage's _mapcount,
+        # PageDoubleMap
         n = int(mem.nr[h])
-        return PmdDecision(reuse=C.total_mapcount(mem, h) == 1, cost=scan_cost(n))
+        reuse = C.total_mapcount(mem, h) == 1
+        return PmdDecision(reuse=reuse, cost=pmd_fault_cost(mem, h, reuse, n + 2, None))

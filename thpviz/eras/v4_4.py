@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from ..model.events import ThpvizDefect
 from . import counters as C
-from .base import Era, PmdDecision, scan_cost
+from .base import Era, PmdDecision, pmd_fault_cost
 
 
 class Era44(Era):
@@ -62,8 +62,10 @@ class Era44(Era):
         world.split_huge_page_whole(h)
 
     def do_huge_pmd_wp_page(self, mem, h):
-        # the head's _mapcount: number of PMDs mapping the THP
-        return PmdDecision(reuse=bool(mem.cmc[h] == 1), cost=scan_cost(1))
+        # the head's _mapcount: number of PMDs mapping the THP; one read of
+        # the head's struct page, and the copy path's rmap update is there too
+        reuse = bool(mem.cmc[h] == 1)
+        return PmdDecision(reuse=reuse, cost=pmd_fault_cost(mem, h, reuse, 1, frozenset({0}), rmap=(0,)))
 
     def do_wp_page_thp(self, mem, h, subs):
         raise ThpvizDefect("a THP is never PTE-mapped in 4.4")

@@ -25,7 +25,7 @@ Rules (eras.md section 2, thread.md section 2(b)):
 from __future__ import annotations
 
 from . import counters as C
-from .base import Era, PmdDecision, ThpBatch, scan_cost
+from .base import Era, PmdDecision, ThpBatch, pmd_fault_cost, thp_subpage_cost
 
 COUNTERS_45 = frozenset(
     {"page_count", "page_mapcount", "mapcount", "total_mapcount", "compound_mapcount", "double_map"}
@@ -44,9 +44,16 @@ class Era45(Era):
     counters = COUNTERS_45
 
     def do_huge_pmd_wp_page(self, mem, h):
-        reuse = C.page_mapcount(mem, h) == 1 and C.page_count(mem, h) == 1
-        return PmdDecision(reuse=reuse, cost=scan_cost(2))
+        mapcount = C.page_mapcount(mem, h)
+        reuse = mapcount == 1 and C.page_count(mem, h) == 1
+        # __page_mapcount reads the head's _mapcount, then compound_mapcount
+        # and PageDoubleMap in page[1]; && reads page_count (the head's
+        # refcount) only when the mapcount is 1
+        reads = 3 + (mapcount == 1)
+        return PmdDecision(reuse=reuse, cost=pmd_fault_cost(mem, h, reuse, reads, frozenset({0, 1})))
 
     def do_wp_page_thp(self, mem, h, subs):
-        # reuse_swap_page(): PageTransCompound -> false, for every subpage
-        return ThpBatch(n_cow=len(subs), cost={"counter_reads": 0, "cache_lines": len(subs)})
+        # reuse_swap_page(): PageTransCompound -> false, for every subpage,
+        # before any counter is read
+        n = int(mem.nr[h])
+        return ThpBatch(n_cow=len(subs), cost=thp_subpage_cost(h, subs, len(subs), 0, False, n))

@@ -30,7 +30,7 @@ subpage; the check was wrong, not the behaviour, so the era does not report
 from __future__ import annotations
 
 from . import counters as C
-from .base import Era, PmdDecision, ThpBatch, max_based_batch, scan_cost
+from .base import Era, PmdDecision, ThpBatch, max_based_batch, pmd_fault_cost, thp_subpage_cost
 from .v4_5 import COUNTERS_45
 
 
@@ -42,11 +42,15 @@ class Era46(Era):
     counters = COUNTERS_45 | {"page_trans_huge_mapcount"}
 
     def do_huge_pmd_wp_page(self, mem, h):
+        # page_trans_huge_mapcount: every subpage's _mapcount, PageDoubleMap
+        # and compound_mapcount
         n = int(mem.nr[h])
-        return PmdDecision(reuse=C.page_trans_huge_mapcount(mem, h)[0] == 1, cost=scan_cost(n))
+        reuse = C.page_trans_huge_mapcount(mem, h)[0] == 1
+        return PmdDecision(reuse=reuse, cost=pmd_fault_cost(mem, h, reuse, n + 2, None))
 
     def do_wp_page_thp(self, mem, h, subs):
         n = int(mem.nr[h])
         n_cow, total = max_based_batch(mem, h, subs)
-        cost = scan_cost(n * (n_cow + (1 if n_cow < len(subs) else 0)))
+        # every fault, copy or reuse, runs page_trans_huge_mapcount again
+        cost = thp_subpage_cost(h, subs, n_cow, n + 2, True, n)
         return ThpBatch(n_cow=n_cow, move=total == 1, cost=cost)

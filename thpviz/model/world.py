@@ -356,6 +356,7 @@ class World:
             self.log.event("ebusy", f"split_huge_page({mem.name(h)}): -EBUSY")
             return False
         self._compound_to_order0(h)
+        self.log.event("info", f"split_huge_page({mem.name(h)}): now {n} order-0 pages")
         return True
 
     # ---------------------------------------------------------------- rmap
@@ -440,15 +441,17 @@ class World:
             off = np.arange(a - ext * nr, b - ext * nr)
             pf = entry.pfn[off]
             none = pf < 0
-            if none.any():
-                self._pte_none_faults(mm, ext, off[none], write, gup)
-            if write:
-                zero = (~none) & self.is_zero(np.maximum(pf, 0))
-                if zero.any():
-                    self._pte_none_faults(mm, ext, off[zero], True, gup, from_zero=True)
-                wp = (~none) & (~zero) & (~entry.write[off])
-                if wp.any():
-                    wp_addrs.append(ext * nr + off[wp])
+            if not write:
+                if none.any():
+                    self._pte_none_faults(mm, ext, off[none], False, gup)
+                continue
+            zero = (~none) & self.is_zero(np.maximum(pf, 0))
+            fresh = none | zero
+            if fresh.any():
+                self._pte_none_faults(mm, ext, off[fresh], True, gup)
+            wp = (~fresh) & (~entry.write[off])
+            if wp.any():
+                wp_addrs.append(ext * nr + off[wp])
         if wp_addrs:
             self._pte_wp_faults(mm, np.concatenate(wp_addrs), gup)
 
@@ -456,8 +459,8 @@ class World:
         """``do_huge_pmd_anonymous_page``: a new THP on a write, the huge zero
         page on a read (every era modelled here has the huge zero page)."""
         nr = self.nr
+        self.anon_vma_prepare(mm, vma)  # before the zero-page check, as the kernel does
         if write:
-            self.anon_vma_prepare(mm, vma)
             h = self._new_thp(vma, ext * nr)
             mm.pt[ext] = Pmd(h, True)
             self._record(mm, "write", "pmd", [addr], NEW, 0, [-1], gup)
@@ -493,7 +496,7 @@ class World:
             mm, "write", "pmd", [addr], COW_HUGE, nr * PAGE_SIZE, [h + addr - ext * nr], gup, d.cost
         )
 
-    def _pte_none_faults(self, mm, ext, offs, write, gup, from_zero=False) -> None:
+    def _pte_none_faults(self, mm, ext, offs, write, gup) -> None:
         """``do_anonymous_page`` for empty PTEs (a new zeroed page on write,
         the zero page on read), or ``do_wp_page`` on the zero page, which
         allocates a zeroed page."""
@@ -508,10 +511,10 @@ class World:
         vidx = self._vma_index(mm, addrs)
         for i in np.unique(vidx):
             self.anon_vma_prepare(mm, mm.vmas[i])
+        old = table.pfn[offs].copy()  # -1, or the zero page
         pf = self._new_small(mm.vmas, vidx, addrs)
         table.pfn[offs] = pf
         table.write[offs] = True
-        old = np.full(len(addrs), self.zero_pfn if from_zero else -1)
         self._record(mm, "write", "pte", addrs, NEW, 0, old, gup)
 
     def _pte_wp_faults(self, mm: Mm, addrs: np.ndarray, gup: bool) -> None:
@@ -535,7 +538,7 @@ class World:
             r, mv, cost = self.era.do_wp_page_order0(mem, pfns[single])
             reuse[single] = r
             move[single] = mv & r
-            _merge_cost(costs, cost)
+            _merge_cost(costs, cost, np.nonzero(single)[0], n)
         if compound.any():
             for h in np.unique(heads[compound]):
                 sel = np.nonzero(heads == h)[0]
@@ -545,7 +548,7 @@ class World:
                 reuse[sel[d.n_cow :]] = True
                 if d.move and d.n_cow < len(sel):
                     move[sel[d.n_cow]] = True
-                _merge_cost(costs, d.cost)
+                _merge_cost(costs, d.cost, sel, n)
         # page_move_anon_rmap: page->mapping = vma->anon_vma
         if move.any():
             avs = np.array([-1 if v.anon_vma is None else v.anon_vma for v in mm.vmas], dtype=np.int64)
@@ -577,15 +580,21 @@ class World:
         self._record(mm, "write", "pte", addrs, dec, copied, pfns, gup, costs)
 
     def _record(self, mm, access, level, addrs, decision, copied, pfns, gup, cost=None) -> None:
+        """Log ``n`` faults.  ``cost`` holds per-fault cost (scalars or arrays
+        of length ``n``, see ``thpviz.eras.base.COST_FIELDS``); without it the
+        faults decided nothing (new page, zero page) and the era prices them."""
         addrs = np.asarray(addrs, dtype=np.int64)
         n = len(addrs)
+        if cost is None:
+            zero_map = bool(np.all(np.asarray(decision) == ZERO))
+            cost = self.era.anon_fault_cost(level, zero_map, n, self.nr)
         self.log.faults.append(
             FaultBatch(
                 mm.name, access, level, addrs,
                 np.broadcast_to(np.asarray(decision, dtype=np.int8), (n,)).copy(),
                 np.broadcast_to(np.asarray(copied, dtype=np.int64), (n,)).copy(),
                 np.broadcast_to(np.asarray(pfns, dtype=np.int64), (n,)).copy(),
-                gup, dict(cost or {}),
+                gup, {k: np.broadcast_to(np.asarray(v, dtype=np.int64), (n,)).copy() for k, v in cost.items()},
             )
         )
 
@@ -872,6 +881,10 @@ class World:
                 av = self._new_anon_vma(self.anon_vmas[pv.anon_vma])
                 cv.anon_vma, cv.avcs = av.id, pv.avcs + (av.id,)
             c.vmas.append(cv)
+            if pv.anon_vma is None:
+                # copy_page_range skips a VMA without anon_vma: it can only
+                # hold zero-page PTEs, which the child faults in again
+                continue
             for ext, a, b in self._extents(pv.start, pv.end):
                 entry = parent.pt.get(ext)
                 if entry is None:
@@ -904,6 +917,8 @@ class World:
                 pin.excused[:] = True
 
 
-def _merge_cost(into: dict, cost: dict) -> None:
+def _merge_cost(into: dict, cost: dict, idx: np.ndarray, n: int) -> None:
+    """Place the per-fault cost arrays of the faults at positions ``idx`` into
+    per-fault arrays of length ``n``."""
     for k, v in (cost or {}).items():
-        into[k] = into.get(k, 0) + v
+        into.setdefault(k, np.zeros(n, dtype=np.int64))[idx] += v

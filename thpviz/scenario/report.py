@@ -25,7 +25,12 @@ def fault_dicts(run: Run, step) -> list[dict]:
     world = run.world
     for fb in step.faults:
         mm = world.mms[fb.proc]
-        for addr, dec, copied, pfn in zip(fb.addrs, fb.decisions, fb.copied, fb.pfns):
+        names = list(fb.cost)
+        cols = [fb.cost[k] for k in names]
+        for i, (addr, dec, copied, pfn) in enumerate(zip(fb.addrs, fb.decisions, fb.copied, fb.pfns)):
+            cost = {k: int(c[i]) for k, c in zip(names, cols)}
+            if "struct_page_lines" in cost and "data_lines" in cost:
+                cost["cache_lines"] = cost["struct_page_lines"] + cost["data_lines"]
             r = mm.region_at(int(addr))
             out.append({
                 "proc": fb.proc,
@@ -37,6 +42,7 @@ def fault_dicts(run: Run, step) -> list[dict]:
                 "access": fb.access,
                 "gup": fb.gup,
                 "page": world.mem.name(int(pfn)) if pfn >= 0 else None,
+                "cost": cost,
             })
     return out
 
@@ -148,7 +154,8 @@ def _fault_summary(run: Run, s) -> list[str]:
     for fb in s.faults:
         mm = run.world.mms[fb.proc]
         decs = fb.decisions
-        cut = np.nonzero(np.diff(decs) != 0)[0] + 1
+        # one line per run of consecutive addresses with the same decision
+        cut = np.nonzero((np.diff(decs) != 0) | (np.diff(fb.addrs) != 1))[0] + 1
         for part in np.split(np.arange(len(decs)), cut):
             a0, a1 = int(fb.addrs[part[0]]), int(fb.addrs[part[-1]])
             where = mm.describe(a0, a1 + 1) if len(part) > 1 else mm.describe(a0, a0 + 1)
