@@ -16,12 +16,14 @@ An era is a policy object the world asks at a handful of points:
 Everything else (fault plumbing, fork, munmap, the rmap) is the world's and is
 the same in every era modelled so far.  Later eras plug in the same way:
 
-* ``5.8`` (17839856fd58, 3917c80280c9): override ``do_huge_pmd_wp_page`` to
-  split the PMD and fall back to a PTE fault instead of copying 2 MB, and set
-  ``gup_breaks_cow`` so a read GUP on a COW mapping takes a write fault.
-* ``5.9`` (09854ba94c6a, 70e806e4e645): ``do_wp_page_*`` use ``page_count``;
-  ``fork_copies_pinned`` makes ``copy_pte_range`` copy a maybe-pinned page
-  for the child (and split a pinned PMD).
+* ``5.8`` (17839856fd58, 3917c80280c9): ``do_huge_pmd_wp_page`` returns
+  ``PmdDecision(fallback=True)`` instead of a 2 MB copy, so the world splits
+  the PMD and retries at PTE level; ``gup_fault_write`` makes a read GUP on
+  a COW mapping take a write fault.
+* ``5.9`` (09854ba94c6a, 70e806e4e645, d042035eaf5f): ``do_wp_page_*`` use
+  ``page_count``; ``copy_pte_range`` / ``copy_huge_pmd`` give the child a
+  copy of a maybe-pinned page at fork (splitting a pinned PMD first); the
+  FOLL_PIN pincount is one more per-frame array in the memmap.
 * ``5.18``/``5.19``/``6.15``: PMD reuse on ``page_count``; PageAnonExclusive
   needs one more per-frame flag in the memmap and a ``do_wp_page_*`` that
   reads it; the 6.15 per-mm "mapped shared" bit is a per-folio field.
@@ -62,9 +64,14 @@ COST_FIELDS = (
 
 @dataclass
 class PmdDecision:
+    """``reuse``: make the PMD writable in place.  Otherwise copy the whole
+    THP -- or, with ``fallback`` (the 5.8 shape, 3917c80280c9), split the PMD
+    and retry the fault at PTE level, where ``do_wp_page`` decides."""
+
     reuse: bool
     bug: str | None = None
     cost: dict = field(default_factory=dict)
+    fallback: bool = False
 
 
 @dataclass
@@ -245,6 +252,25 @@ class Era:
 
     def split_huge_page(self, world, h: int) -> None:
         world.split_huge_page(h)
+
+    # -- GUP and fork (the 2016 eras all use these defaults) -----------------
+    def gup_fault_write(self, write: bool) -> bool:
+        """Whether GUP faults the range in for write.  Until 5.8 only a
+        write GUP does; 17839856fd58 made GUP on COW mappings break COW even
+        for reads."""
+        return write
+
+    def copy_huge_pmd(self, mem, h: int) -> str:
+        """``copy_huge_pmd`` at fork: ``"share"`` (both PMDs write-protected)
+        or ``"split"`` (d042035eaf5f: split a maybe-pinned PMD and copy at PTE
+        level)."""
+        return "share"
+
+    def copy_pte_range(self, mem, pfns: np.ndarray) -> np.ndarray:
+        """``copy_pte_range`` at fork: which pages the child gets a private
+        copy of right away (70e806e4e645: maybe-pinned pages).  Until 5.9:
+        none, every page is shared and write-protected on both sides."""
+        return np.zeros(len(pfns), dtype=np.bool_)
 
     # -- write-protect faults --------------------------------------------------
     def do_huge_pmd_wp_page(self, mem, h: int) -> PmdDecision:

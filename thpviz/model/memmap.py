@@ -68,10 +68,11 @@ class MemMap:
         self.small_serial = 0
 
     def clone(self) -> "MemMap":
+        """A copy of the frames in use (capacity grows again on demand)."""
         new = MemMap.__new__(MemMap)
-        new.size, new.capacity = self.size, self.capacity
+        new.size = new.capacity = max(self.size, 1)
         for name, _, _ in self._FIELDS:
-            setattr(new, name, getattr(self, name).copy())
+            setattr(new, name, getattr(self, name)[: new.capacity].copy())
         new.thp_serial, new.small_serial = self.thp_serial, self.small_serial
         return new
 

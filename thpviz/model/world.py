@@ -67,7 +67,7 @@ class World:
             raise ValueError("thp size must be a power of two >= 2")
         self.era = era
         self.nr = nr
-        self.mem = MemMap(max(1024, 8 * nr))
+        self.mem = MemMap(max(1024, 4 * nr))
         self.mms: dict[str, Mm] = {}
         self.anon_vmas: list[AnonVma] = []
         self.pins: dict[str, Pin] = {}
@@ -482,6 +482,11 @@ class World:
         d = self.era.do_huge_pmd_wp_page(self.mem, h)
         if d.bug:
             self.log.event("bug", d.bug)
+        if not d.reuse and d.fallback:
+            # VM_FAULT_FALLBACK: split the PMD, let do_wp_page decide
+            self.era.split_huge_pmd(self, mm, ext)
+            self._pte_wp_faults(mm, np.array([addr], dtype=np.int64), gup)
+            return
         if d.reuse:
             entry.write = True
             self._record(mm, "write", "pmd", [addr], REUSE, 0, [h + addr - ext * nr], gup, d.cost)
@@ -816,7 +821,7 @@ class World:
         mm = self.mm(proc)
         if name in self.pins:
             raise OpError(f"a pin named {name} already exists")
-        self._fault_in(mm, lo, hi, write, gup=True)
+        self._fault_in(mm, lo, hi, self.era.gup_fault_write(write), gup=True)
         vas = np.arange(lo, hi, dtype=np.int64)
         pf = self.lookup(mm, vas)
         mem = self.mem
@@ -890,17 +895,33 @@ class World:
                 if entry is None:
                     continue
                 if isinstance(entry, Pmd):
-                    entry.write = False
-                    c.pt[ext] = Pmd(entry.head, False)
-                    self._pmd_map(entry.head)
-                    continue
+                    if self.is_zero(entry.head) or self.era.copy_huge_pmd(self.mem, entry.head) == "share":
+                        entry.write = False
+                        c.pt[ext] = Pmd(entry.head, False)
+                        self._pmd_map(entry.head)
+                        continue
+                    self.era.split_huge_pmd(self, parent, ext)
+                    entry = parent.pt[ext]
                 off = slice(a - ext * nr, b - ext * nr)
                 ct = c.pt.setdefault(ext, PteTable(nr))
                 pf = entry.pfn[off]
-                entry.write[off] = False
-                ct.pfn[off] = pf
+                present = (pf >= 0) & ~self.is_zero(np.maximum(pf, 0))
+                copy = np.zeros(len(pf), dtype=np.bool_)
+                copy[present] = self.era.copy_pte_range(self.mem, pf[present])
+                share = ~copy
+                entry.write[off] &= copy  # shared entries are write-protected
+                ct.pfn[off] = np.where(share, pf, -1)
                 ct.write[off] = False
-                self._pte_map(pf[pf >= 0])
+                self._pte_map(pf[share & (pf >= 0)])
+                if copy.any():
+                    # the child's private copy of a (maybe pinned) page
+                    idx = np.nonzero(copy)[0]
+                    addrs = a + idx
+                    new = self._new_small([cv], np.zeros(len(idx), dtype=np.int64), addrs)
+                    self.mem.data[new] = self.mem.data[pf[idx]]
+                    self.mem.writer[new] = self.mem.writer[pf[idx]]
+                    ct.pfn[off][idx] = new
+                    ct.write[off][idx] = True
         c.vmas.sort(key=lambda v: v.start)
 
     def exit(self, proc: str) -> None:

@@ -182,7 +182,9 @@ def run(scn: Scenario, era, keep_snapshots: bool = False) -> Run:
                 world = backup
                 res.error = str(e)
             else:
-                res.faults = list(world.log.faults)
+                # batches in address order (the world logs PMD and new-page
+                # faults as it meets them and write-protect faults together)
+                res.faults = sorted(world.log.faults, key=lambda f: int(f.addrs.min()))
                 res.events = list(world.log.events)
         for ev in res.events:
             if ev.kind in ("bug", "leak"):
