@@ -1,7 +1,7 @@
 """Cost accounting and cost models.
 
 The engine records, for every fault, what the modelled kernel code path
-touches (:data:`COST_FIELDS`; rules in :mod:`thpviz.eras.base`, documented in
+touches (:data:`COST_FIELDS`; rules in :mod:`thpviz.eras.cost_rules`, documented in
 docs/cost-model.md).  This package reads those records
 (:mod:`~thpviz.cost.accounting`), runs generated scenarios for the cost plots
 (:mod:`~thpviz.cost.experiments`), draws them (:mod:`~thpviz.cost.plots`,

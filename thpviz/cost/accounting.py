@@ -3,7 +3,7 @@
 Every fault a run takes carries a per-fault cost record
 (:attr:`thpviz.model.events.FaultBatch.cost`, one array per field of
 :data:`COST_FIELDS`), filled in by the era's decision and the world's fault
-path (rules in :mod:`thpviz.eras.base`, documented in docs/cost-model.md).
+path (rules in :mod:`thpviz.eras.cost_rules`, documented in docs/cost-model.md).
 This module only adds them up and counts the work of statements that take no
 fault, from the snapshots before and after the statement.  It never changes a
 world.
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..eras.base import CACHE_LINE, COST_FIELDS, STRUCT_PAGE_BYTES
+from ..eras.cost_rules import CACHE_LINE, COST_FIELDS, STRUCT_PAGE_BYTES
 from ..invariants import pin_lost
 from ..model.events import DECISIONS
 from ..model.memmap import KIND_ZERO

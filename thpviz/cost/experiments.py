@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..eras import ERAS
-from ..eras.base import CACHE_LINE, COST_FIELDS, STRUCT_PAGE_BYTES
+from ..eras.cost_rules import CACHE_LINE, COST_FIELDS, STRUCT_PAGE_BYTES
 from ..scenario import parse_text, run
 from .accounting import fault_total, last_write_fault, run_totals
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 
-from ..eras.base import COST_FIELDS
+from ..eras.cost_rules import COST_FIELDS
 
 
 class Table:

@@ -38,7 +38,7 @@ class FaultBatch:
     pfns: np.ndarray  # the page each fault found (-1: none)
     gup: bool = False
     #: per-fault cost: field name -> int64 array of length n (the fields and
-    #: their rules: ``thpviz.eras.base.COST_FIELDS``, docs/cost-model.md)
+    #: their rules: ``thpviz.eras.cost_rules.COST_FIELDS``, docs/cost-model.md)
     cost: dict = field(default_factory=dict)
 
     def __len__(self) -> int:

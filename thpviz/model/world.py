@@ -586,7 +586,7 @@ class World:
 
     def _record(self, mm, access, level, addrs, decision, copied, pfns, gup, cost=None) -> None:
         """Log ``n`` faults.  ``cost`` holds per-fault cost (scalars or arrays
-        of length ``n``, see ``thpviz.eras.base.COST_FIELDS``); without it the
+        of length ``n``, see ``thpviz.eras.cost_rules.COST_FIELDS``); without it the
         faults decided nothing (new page, zero page) and the era prices them."""
         addrs = np.asarray(addrs, dtype=np.int64)
         n = len(addrs)
