@@ -54,6 +54,7 @@ from .cost_rules import (  # noqa: F401  (re-exported for the era modules)
     thp_subpage_cost,
 )
 
+
 @dataclass
 class PmdDecision:
     """``reuse``: make the PMD writable in place.  Otherwise copy the whole
