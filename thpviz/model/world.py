@@ -355,8 +355,9 @@ class World:
             )
             self.log.event("ebusy", f"split_huge_page({mem.name(h)}): -EBUSY")
             return False
+        name = mem.name(h)
         self._compound_to_order0(h)
-        self.log.event("info", f"split_huge_page({mem.name(h)}): now {n} order-0 pages")
+        self.log.event("info", f"split_huge_page({name}): now {n} order-0 pages")
         return True
 
     # ---------------------------------------------------------------- rmap
@@ -366,6 +367,8 @@ class World:
         Returns (reached, unreached): lists of (mm, lo, hi, level) runs; the
         unreached ones are present mappings the walk misses."""
         mem, nr = self.mem, self.nr
+        if mem.kind[h] == KIND_ZERO:
+            return [], []  # the zero pages are not anonymous: no rmap
         n = int(mem.nr[h])
         av = int(mem.mapping[h])
         reached, missed = [], []
