@@ -74,8 +74,7 @@ def engine_run(rel: str, era: str, snapshots: bool = False):
 
 def verdict(rel: str, era: str) -> str:
     """The engine's verdict in ``expect`` form: ``DECISION VIOLATIONS|clean``."""
-    r = engine_run(rel, era)
-    return " ".join([r.last_write, *(sorted(r.violations) or ["clean"])])
+    return _verdict_of(engine_run(rel, era))
 
 
 def parse_verdict(text: str) -> tuple[str, frozenset]:
@@ -118,6 +117,36 @@ def verdict_table(rels, eras=ERA_IDS):
         cells = "".join(_cell(verdict(str(rel), e)) for e in eras)
         rows.append(f'<tr><td title="{html.escape(scn.title)}"><code>{name}</code></td>{cells}</tr>')
     return _html(f'{_CSS}<table class="thp verdicts"><tr><th>scenario</th>{head}</tr>{"".join(rows)}</table>')
+
+
+def check_prediction(source: str, prediction: dict):
+    """Compare a reader's prediction (era -> verdict tokens, e.g.
+    ``{"4.5": "cow-huge pin-lost"}``) with the engine.  ``source`` is a
+    scenario path or scenario text.  An era without a prediction keeps the
+    engine's answer hidden, so the reader predicts before seeing it."""
+    from thpviz.scenario import parse_text
+
+    if "\n" in source:
+        scn = parse_text(source, "<your scenario>")
+        got = {e: _verdict_of(run(scn, ERAS[e])) for e in prediction}
+    else:
+        got = {e: verdict(source, e) for e in prediction}
+    rows = []
+    for era, said in prediction.items():
+        said = str(said or "").strip()
+        if not said:  # predict first: the engine's answer stays hidden
+            rows.append(f"<tr><td>{html.escape(era)}</td><td>(no prediction yet)</td>"
+                        "<td>hidden until you predict</td><td></td></tr>")
+            continue
+        mark = "right" if same_verdict(said, got[era]) else "not quite"
+        rows.append(f"<tr><td>{html.escape(era)}</td><td><code>{html.escape(said)}</code></td>"
+                    f"{_cell(got[era])}<td>{mark}</td></tr>")
+    return _html(f'{_CSS}<table class="thp check"><tr><th>era</th><th>you said</th><th>thpviz computes</th>'
+                 f'<th></th></tr>{"".join(rows)}</table>')
+
+
+def _verdict_of(r) -> str:
+    return " ".join([r.last_write, *(sorted(r.violations) or ["clean"])])
 
 
 def front_matter(chapter: str | Path) -> dict:
@@ -223,6 +252,43 @@ def counters_table(rel: str, eras=ERA_IDS, after: int | str = -1, at: str = "A[0
     return _html(f'{_CSS}<table class="thp counters"><tr><th>{html.escape(at)}</th>{head}</tr>{rows}</table>')
 
 
+def rmap(rel: str, era: str, after: int | str = -1, page: str = "H1") -> dict:
+    """``rmap_walk`` of a page (by thpviz name) after a step: the anon_vma
+    ``page->mapping`` points to, and the mappings the walk reaches and misses."""
+    r = engine_run(rel, era, snapshots=True)
+    world = r.snapshots[_step_index(r, after) + 1]
+    mem = world.mem
+    heads = [int(h) for h in mem.page_starts() if mem.name(int(h)) == page]
+    if not heads:
+        return {"page": page, "mapping": "(no such page: split or freed)", "reached": [], "missed": []}
+    h = heads[0]
+    reached, missed = world.rmap_walk(h)
+
+    def fmt(runs):
+        return [f"{mm.name} {mm.describe(lo, hi)} ({level})" for mm, lo, hi, level in runs]
+
+    av = int(mem.mapping[h])
+    return {"page": page, "mapping": world.anon_vmas[av].name if av >= 0 else "none",
+            "reached": fmt(reached), "missed": fmt(missed)}
+
+
+def rmap_table(rel: str, eras=ERA_IDS, after: int | str = -1, page: str = "H1"):
+    """Where ``page->mapping`` points and what the rmap walk finds, per era."""
+    rows = []
+    for e in eras:
+        w = rmap(rel, e, after, page)
+        miss = ", ".join(w["missed"]) or "nothing"
+        rows.append(
+            f"<tr><td>{html.escape(e)}</td><td><code>{html.escape(w['mapping'])}</code></td>"
+            f"<td>{html.escape(', '.join(w['reached']) or 'nothing')}</td>"
+            f'<td class="{"bad" if w["missed"] else "ok"}">{html.escape(miss)}</td></tr>'
+        )
+    return _html(
+        f'{_CSS}<table class="thp rmap"><tr><th>era</th><th>{html.escape(page)}->mapping</th>'
+        f'<th>rmap walk reaches</th><th>rmap walk misses</th></tr>{"".join(rows)}</table>'
+    )
+
+
 def show_scenario(rel: str):
     """The scenario file as a listing, with its path."""
     from IPython.display import Markdown
@@ -240,12 +306,13 @@ def storyboard(rel: str, eras=("4.4", "4.5", "4.6")):
     return _html(storyboard_html(str(scenario_path(rel)), list(eras)))
 
 
-def diagram(rel: str, era: str, after: int | str = -1):
-    """The graphviz state diagram of the world after one step."""
-    from thpviz.render import state_svg
+def diagram(rel: str, era: str, after: int | str = -1, legend: bool = False):
+    """The graphviz state diagram (``thpviz.render.diagram``) of the world
+    after one step, with what that step changed marked."""
+    from thpviz.render import diagram as _diagram
 
     r = engine_run(rel, era, snapshots=True)
-    return _html(state_svg(r.snapshots[_step_index(r, after) + 1]))
+    return _diagram(r, step=_step_index(r, after) + 1, legend=legend)
 
 
 # ------------------------------------------------------------------- thread
@@ -258,47 +325,95 @@ def messages() -> dict[str, dict]:
     return {m["id"]: m for m in thread()["messages"]}
 
 
+#: the two bursts of the thread, drawn again with an hour axis (UTC)
+TIMELINE_ZOOMS = (
+    ("2016-04-28T14:00:00+00:00", "2016-04-29T19:00:00+00:00", "28-29 April: report, first patches, tests"),
+    ("2016-05-02T07:30:00+00:00", "2016-05-02T19:30:00+00:00", "2 May: review of v1 and the GUP debate"),
+)
+
+
 def timeline(highlight=()):
     """Every message of the thread on a time axis, one row per author, a line
-    from each reply to its parent; commits of the period as vertical marks.
-    ``highlight``: message ids drawn larger (the ones a chapter discusses)."""
+    from each reply to its parent, the fix's author date as a dashed line.
+    The top panel covers the whole thread; the two panels below zoom into its
+    two bursts (:data:`TIMELINE_ZOOMS`), where the labels would collide.
+    ``highlight``: message ids drawn larger (the ones a chapter discusses).
+    Returns the figure as a PNG image output."""
     from datetime import datetime, timezone
 
     import matplotlib.dates as mdates
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     msgs = thread()["messages"]
     when = {m["id"]: datetime.fromisoformat(m["date"]).astimezone(timezone.utc) for m in msgs}
     authors = list(dict.fromkeys(m["author"] for m in msgs))
     row = {a: i for i, a in enumerate(authors)}
-    fig, ax = plt.subplots(figsize=(10, 0.55 * len(authors) + 1.6))
-    for m in msgs:
-        p = m.get("replies_to")
-        if p in when:
-            ax.plot([when[p], when[m["id"]]], [row[messages()[p]["author"]], row[m["author"]]],
-                    color="#999", lw=0.6, zorder=1)
-    for m in msgs:
-        big = m["id"] in highlight
-        ax.scatter([when[m["id"]]], [row[m["author"]]], s=60 if big else 24, zorder=2,
-                   color="#d62728" if big else "#1f77b4",
-                   marker="s" if m["status"] in ("Q", "not-found") else "o")
-        ax.annotate(m["id"][1:], (when[m["id"]], row[m["author"]]), xytext=(0, 6),
-                    textcoords="offset points", fontsize=6, ha="center")
-    for c in thread()["commits"]:
-        d = c.get("date")
-        if d and when[msgs[0]["id"]].date().isoformat() <= d <= "2016-06-30":
-            x = datetime.fromisoformat(d).replace(tzinfo=timezone.utc)
-            ax.axvline(x, color="#2ca02c", ls="--", lw=1)
-            ax.annotate(c["id"], (x, len(authors) - 0.5), fontsize=7, color="#2ca02c", rotation=90,
-                        va="top", ha="right")
-    ax.set_yticks(range(len(authors)), authors)
-    ax.set_ylim(-0.7, len(authors) - 0.3)
-    ax.invert_yaxis()
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))
-    ax.set_xlabel("2016 (UTC); circles: message read, squares: known only from quotes or not found")
-    ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    return fig
+    zooms = [(datetime.fromisoformat(a), datetime.fromisoformat(b), t) for a, b, t in TIMELINE_ZOOMS]
+    fixes = [(c["id"], datetime.fromisoformat(c["date"]).replace(tzinfo=timezone.utc))
+             for c in thread()["commits"] if c.get("role") == "fix" and c.get("date")]
+
+    fig = Figure(figsize=(11, 7.5), layout="constrained")
+    grid = fig.add_gridspec(2, 2, height_ratios=[1, 1])
+    panels = [(fig.add_subplot(grid[0, :]), None)] + [(fig.add_subplot(grid[1, i]), z) for i, z in enumerate(zooms)]
+    for ax, zoom in panels:
+        shown = [m for m in msgs if zoom is None or zoom[0] <= when[m["id"]] <= zoom[1]]
+        for m in shown:
+            p = m.get("replies_to")
+            if p in when:
+                ax.plot([when[p], when[m["id"]]], [row[messages()[p]["author"]], row[m["author"]]],
+                        color="#999", lw=0.6, zorder=1)
+        lo, hi = (min(when.values()), max(when.values())) if zoom is None else zoom[:2]
+        gap = (hi - lo) * 0.03
+        last: dict[str, tuple] = {}
+        for m in sorted(shown, key=lambda m: when[m["id"]]):
+            big = m["id"] in highlight
+            ax.scatter([when[m["id"]]], [row[m["author"]]], s=60 if big else 22, zorder=2,
+                       color="#d55e00" if big else "#0072b2",
+                       marker="s" if m["status"] in ("Q", "not-found") else "o")
+            in_zoom = any(a <= when[m["id"]] <= b for a, b, _ in zooms)
+            if zoom is None and in_zoom:
+                continue
+            # stagger labels that would collide with the previous one in the row
+            prev = last.get(m["author"])
+            level = prev[1] + 1 if prev and when[m["id"]] - prev[0] < gap else 0
+            last[m["author"]] = (when[m["id"]], level)
+            dy = (6 + 7 * (level // 2)) * (1 if level % 2 == 0 else -1.6)
+            ax.annotate(m["id"], (when[m["id"]], row[m["author"]]), xytext=(0, dy),
+                        textcoords="offset points", fontsize=6.5, ha="center")
+        for cid, x in fixes:
+            if zoom is None:
+                ax.axvline(x, color="#009e73", ls="--", lw=1)
+                ax.annotate(cid, (x, -0.6), fontsize=7, color="#009e73", ha="left", va="top",
+                            xytext=(3, 0), textcoords="offset points")
+        if zoom is None:
+            for a, b, _ in zooms:
+                ax.axvspan(a, b, color="#f0e442", alpha=0.25, lw=0)
+            ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))
+            ax.set_title("28 April - 26 May 2016 (UTC); shaded: the two bursts below", fontsize=9)
+        else:
+            ax.set_xlim(zoom[0], zoom[1])
+            ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
+            ax.set_title(zoom[2] + " (UTC)", fontsize=9)
+        ax.set_yticks(range(len(authors)), authors if zoom is None or zoom is zooms[0] else [""] * len(authors),
+                      fontsize=8)
+        ax.set_ylim(len(authors) - 0.4, -0.9)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle("Every message of the thread; circles: copy read, squares: known only from quotes or not found",
+                 fontsize=9)
+    return figure(fig)
+
+
+def figure(fig, dpi: int = 100):
+    """A matplotlib figure as a PNG image output, shown the same way whatever
+    matplotlib backend the kernel runs with."""
+    import io
+
+    from IPython.display import Image
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return Image(data=buf.getvalue(), format="png")
 
 
 def links(*ids: str) -> str:
