@@ -18,10 +18,11 @@ Rules:
   (https://lore.kernel.org/all/20160502152307.GA12310@redhat.com/).
 * ``page_mapcount`` and ``total_mapcount`` are unchanged.
 
-Decision (thpviz): this era includes Kirill's follow-up "mm: thp: avoid false
-positive VM_BUG_ON_PAGE in page_move_anon_rmap()"
+Decision (thpviz): this era includes Kirill's follow-up 0798d3c022dc "mm:
+thp: avoid false positive VM_BUG_ON_PAGE in page_move_anon_rmap()"
 (https://lore.kernel.org/all/1464253620-106404-1-git-send-email-kirill.shutemov@linux.intel.com/,
-Fixes: 6d0a07edd17c).  Without it a CONFIG_DEBUG_VM kernel trips an address
+Fixes: 6d0a07edd17c; posted after v4.6 was released, merged for v4.7 and
+tagged for 4.5 stable).  Without it a CONFIG_DEBUG_VM kernel trips an address
 check when the single remaining mapping of a PTE-mapped THP is a tail
 subpage; the check was wrong, not the behaviour, so the era does not report
 ``bug`` there.
@@ -38,7 +39,10 @@ class Era46(Era):
     id = "4.6"
     title = "merged fix: max-based count for reuse, total_mapcount==1 to move the anon_vma, compound_head"
     kernel = "v4.6 .. v5.7 (and 4.5.y stable)"
-    commits = (("6d0a07edd17c", "mm: thp: calculate the mapcount correctly for THP pages during WP faults"),)
+    commits = (
+        ("6d0a07edd17c", "mm: thp: calculate the mapcount correctly for THP pages during WP faults"),
+        ("0798d3c022dc", "mm: thp: avoid false positive VM_BUG_ON_PAGE in page_move_anon_rmap()"),
+    )
     counters = COUNTERS_45 | {"page_trans_huge_mapcount"}
 
     def do_huge_pmd_wp_page(self, mem, h):

@@ -28,6 +28,7 @@ import re
 from html import escape
 
 from .scene import Scene, build_scene
+from ..scenario.report import step_notes
 
 FONT = "Helvetica,Arial,sans-serif"
 BG = "#FBFAF6"  # the diagram carries its own light background (dark themes)
@@ -288,14 +289,7 @@ def caption_lines(scene: Scene, title: str | None = None) -> list[str]:
     st = scene.step
     if st is not None:
         out.append(f"line {st.stmt.line}: {st.stmt.text}")
-        out.extend(scene.faults)
-        if st.error:
-            out.append(f"refused: {st.error}")
-        for e in st.events:
-            if e.kind not in ("bug", "leak"):
-                out.append(f"{e.kind}: {e.message}")
-        if st.assertion is not None:
-            out.append(f"assert {'holds' if st.assertion[0] else 'FAILS'}: {st.assertion[2]}")
+        out.extend(n.text for n in step_notes(st, scene.faults) if n.kind != "violation")
     return out
 
 

@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..model.events import DECISIONS
 from ..model.memmap import KIND_ZERO
 from ..model.mm import Pmd
+from ..scenario.report import fault_runs
 
 #: counters shown for a THP head, in this order, when the era has them
 HEAD_COUNTERS = ("page_count", "compound_mapcount", "total_mapcount", "page_trans_huge_mapcount")
@@ -470,36 +470,20 @@ def _proc_rows(world, prev, mm, owner: np.ndarray, pages: list[Page], cuts: list
 
 
 def _fault_index(world, step) -> tuple[dict, list[str]]:
-    """Per process: (lo, hi, "write fault: reuse") runs of the step's faults,
-    and one summary line per run."""
+    """Per process: (lo, hi, "write fault: reuse") runs of the step's faults
+    (a PMD fault covers its whole extent), and one summary line per run."""
     out: dict = {}
-    lines: list[str] = []
     if step is None:
-        return out, lines
-    for fb in step.faults:
-        mm = world.mms.get(fb.proc)
-        decs = fb.decisions
-        if len(decs) == 0:
-            continue
-        brk = np.ones(len(decs), dtype=bool)
-        brk[1:] = (decs[1:] != decs[:-1]) | (fb.addrs[1:] != fb.addrs[:-1] + 1)
-        for s, e in _runs(brk):
-            a0, a1 = int(fb.addrs[s]), int(fb.addrs[e - 1]) + 1
-            dec = DECISIONS[int(decs[s])]
-            if fb.level == "pmd":
-                a0 = a0 - a0 % world.nr
-                a1 = a0 + world.nr
-            tag = f"{fb.access} fault: {dec}" + (" (in GUP)" if fb.gup else "")
-            out.setdefault(fb.proc, []).append((a0, a1, tag))
-            where = mm.describe(int(fb.addrs[s]), int(fb.addrs[e - 1]) + 1) if mm else str(a0)
-            copied = int(fb.copied[s:e].sum())
-            n = e - s
-            lines.append(
-                f"{fb.proc}: {fb.access} fault{'s' if n > 1 else ''} at {where} ({fb.level}): {dec}"
-                + (f", copied {copied // 1024} KiB" if copied else "")
-                + (" (inside GUP)" if fb.gup else "")
-            )
-    return out, lines
+        return out, []
+    runs = fault_runs(world, step)
+    for r in runs:
+        a0, a1 = r.lo, r.hi
+        if r.level == "pmd":
+            a0 = a0 - a0 % world.nr
+            a1 = a0 + world.nr
+        tag = f"{r.access} fault: {r.decision}" + (" (in GUP)" if r.gup else "")
+        out.setdefault(r.proc, []).append((a0, a1, tag))
+    return out, [r.line() for r in runs]
 
 
 # ----------------------------------------------------------------------- pins

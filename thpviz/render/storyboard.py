@@ -24,6 +24,7 @@ from .diagrams import inline_svg
 from .dot import AV_FILL, CHANGED, GREY_FILL, MC_FILL, PIN_FILL, VIOL_FILL, scene_dot
 from .scene import build_scene
 from .source import comment_of, era_of, load_scenario
+from ..scenario.report import step_notes
 
 _counter = itertools.count(1)
 
@@ -57,17 +58,11 @@ def _details(scene) -> str:
     st = scene.step
     if st is None:
         return ""
-    items = [f"<li>{_e(x)}</li>" for x in scene.faults]
-    if st.error:
-        items.append(f"<li>refused: {_e(st.error)}</li>")
-    for ev in st.events:
-        if ev.kind not in ("bug", "leak"):
-            items.append(f"<li>{_e(ev.kind)}: {_e(ev.message)}</li>")
-    if st.assertion is not None:
-        items.append(f"<li>assert {'holds' if st.assertion[0] else 'FAILS'}: {_e(st.assertion[2])}</li>")
-    for kind in ("pin-lost", "rmap-broken", "leak", "bug"):
-        for d in st.violations.get(kind, ()):
-            items.append(f'<li class="thpviz-viol"><b>{_e(kind)}</b>: {_e(d)}</li>')
+    items = [
+        f'<li class="thpviz-viol"><b>{_e(n.violation)}</b>: {_e(n.text)}</li>' if n.violation
+        else f"<li>{_e(n.text)}</li>"
+        for n in step_notes(st, scene.faults)
+    ]
     return f"<ul>{''.join(items)}</ul>" if items else ""
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from ..invariants import VIOLATIONS
 from ..model.events import DECISIONS
 from ..model.memmap import KIND_ZERO
 from ..model.mm import Pmd
@@ -149,24 +152,73 @@ def run_to_json(run: Run) -> dict:
     }
 
 
-def _fault_summary(run: Run, s) -> list[str]:
-    lines = []
-    for fb in s.faults:
-        mm = run.world.mms[fb.proc]
+@dataclass
+class FaultRun:
+    """Consecutive faults of one batch with the same decision."""
+
+    proc: str
+    access: str
+    level: str
+    decision: str
+    lo: int  # first faulting address
+    hi: int  # last faulting address + 1
+    n: int
+    copied: int
+    gup: bool
+    where: str  # "A[3:9]"
+
+    def line(self) -> str:
+        return (
+            f"{self.proc}: {self.access} fault{'s' if self.n > 1 else ''} at {self.where} "
+            f"({self.level}): {self.decision}"
+            + (f", copied {self.copied // 1024} KiB" if self.copied else "")
+            + (" (inside GUP)" if self.gup else "")
+        )
+
+
+def fault_runs(world, step) -> list[FaultRun]:
+    """The step's faults as runs of consecutive addresses with one decision."""
+    out = []
+    for fb in step.faults:
+        mm = world.mms.get(fb.proc)
         decs = fb.decisions
-        # one line per run of consecutive addresses with the same decision
+        if len(decs) == 0:
+            continue
         cut = np.nonzero((np.diff(decs) != 0) | (np.diff(fb.addrs) != 1))[0] + 1
         for part in np.split(np.arange(len(decs)), cut):
-            a0, a1 = int(fb.addrs[part[0]]), int(fb.addrs[part[-1]])
-            where = mm.describe(a0, a1 + 1) if len(part) > 1 else mm.describe(a0, a0 + 1)
-            copied = int(fb.copied[part].sum())
-            n = f"{len(part)} faults" if len(part) > 1 else "fault"
-            tag = " (inside GUP)" if fb.gup else ""
-            lines.append(
-                f"      {fb.access} {n} at {where}, {fb.level}: {DECISIONS[int(decs[part[0]])]}"
-                + (f", copied {copied // 1024} KiB" if copied else "") + tag
-            )
-    return lines
+            a0, a1 = int(fb.addrs[part[0]]), int(fb.addrs[part[-1]]) + 1
+            out.append(FaultRun(
+                fb.proc, fb.access, fb.level, DECISIONS[int(decs[part[0]])], a0, a1, len(part),
+                int(fb.copied[part].sum()), fb.gup, mm.describe(a0, a1) if mm else str(a0),
+            ))
+    return out
+
+
+@dataclass
+class Note:
+    """One thing a step reported: ``kind`` is fault, refused, event, assert
+    or violation (then ``violation`` names it)."""
+
+    kind: str
+    text: str
+    violation: str | None = None
+
+
+def step_notes(step, fault_lines: list[str]) -> list[Note]:
+    """What a step reported, in a fixed order: its faults, a refusal, events
+    other than violations, the assert, then every violation detail."""
+    out = [Note("fault", f) for f in fault_lines]
+    if step.error:
+        out.append(Note("refused", f"refused: {step.error}"))
+    for e in step.events:
+        if e.kind not in ("bug", "leak"):
+            out.append(Note("event", f"{e.kind}: {e.message}"))
+    if step.assertion is not None:
+        out.append(Note("assert", f"assert {'holds' if step.assertion[0] else 'FAILS'}: {step.assertion[2]}"))
+    for kind in VIOLATIONS:
+        for d in step.violations.get(kind, ()):
+            out.append(Note("violation", d, kind))
+    return out
 
 
 def format_run(run: Run, hide: bool = False) -> str:
@@ -180,16 +232,11 @@ def format_run(run: Run, hide: bool = False) -> str:
             if s.faults:
                 out.append("      fault: ?")
             continue
-        out.extend(_fault_summary(run, s))
-        if s.error:
-            out.append(f"      refused: {s.error}")
-        for e in s.events:
-            if e.kind not in ("bug", "leak"):
-                out.append(f"      {e.kind}: {e.message}")
-        if s.assertion is not None:
-            out.append(f"      assert {'ok' if s.assertion[0] else 'FAILED'}: {s.assertion[2]}")
-        for k, details in sorted(s.violations.items()):
-            out.append(f"      ! {k}: {details[0]}")
+        for note in step_notes(s, [r.line() for r in fault_runs(run.world, s)]):
+            if note.kind == "violation":
+                out.append(f"      ! {note.violation}: {note.text}")
+            else:
+                out.append(f"      {note.text}")
     if hide:
         out.append("  result: last write fault ?, violations ?   (run without --hide to see)")
     else:

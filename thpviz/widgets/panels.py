@@ -16,6 +16,7 @@ from ..render.diagrams import inline_svg
 from ..render.dot import CHANGED, VIOL_FILL, scene_dot
 from ..render.scene import build_scene
 from ..render.source import comment_of
+from ..scenario.report import step_notes
 
 _BOX = ("background:#FBFAF6;color:#1A1A1A;font-family:Helvetica,Arial,sans-serif;font-size:13px;"
         "padding:4px 6px;border-radius:4px")
@@ -59,19 +60,13 @@ def details_html(scene) -> str:
     st = scene.step
     if st is None:
         return ""
-    items = [f"<li>{e(x)}</li>" for x in scene.faults]
+    items = [
+        f'<li style="background:{VIOL_FILL}"><b>{e(n.violation)}</b>: {e(n.text)}</li>' if n.violation
+        else f"<li>{e(n.text)}</li>"
+        for n in step_notes(st, scene.faults)
+    ]
     if not scene.faults and st.stmt.op in ("read", "write") and not st.error:
-        items.append("<li>no fault (the entries already allowed the access)</li>")
-    if st.error:
-        items.append(f"<li>refused: {e(st.error)}</li>")
-    for ev in st.events:
-        if ev.kind not in ("bug", "leak"):
-            items.append(f"<li>{e(ev.kind)}: {e(ev.message)}</li>")
-    if st.assertion is not None:
-        items.append(f"<li>assert {'holds' if st.assertion[0] else 'FAILS'}: {e(st.assertion[2])}</li>")
-    for kind in ("pin-lost", "rmap-broken", "leak", "bug"):
-        for d in st.violations.get(kind, ()):
-            items.append(f'<li style="background:{VIOL_FILL}"><b>{e(kind)}</b>: {e(d)}</li>')
+        items.insert(0, "<li>no fault (the entries already allowed the access)</li>")
     if not items:
         return ""
     return f'<div style="{_BOX}"><ul style="margin:0;padding-left:1.2em">{"".join(items)}</ul></div>'
