@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
-from conftest import IN_CI, SCENARIOS
+from conftest import IN_CI, KIRILL, SCENARIOS
 
 from thpviz.eras import get
 from thpviz.render import graphviz_run
@@ -25,19 +25,6 @@ from thpviz.scenario import parse_file, parse_text, run
 
 VFIO = SCENARIOS / "regression" / "pin-mprotect-cycle-write.thp"
 
-# Kirill's counterexample (thread.md 2(f)), shrunk to 8 subpages:
-# https://lore.kernel.org/all/20160502104119.GA23305@node.shutemov.name/
-KIRILL = """\
-title: split, fork, each side unmaps one half, the child writes the tail
-thp: 8
-P: mmap A
-P: write A
-P: split_pmd A
-P: fork C
-C: munmap A[0:4]
-P: munmap A[4:8]
-C: write A[6]
-"""
 
 # three processes, two THPs of 512 subpages, a PTE-mapped part with
 # PageDoubleMap, a DMA pin and a vmsplice reference

@@ -13,23 +13,12 @@ from html import unescape
 from html.parser import HTMLParser
 
 import pytest
-from conftest import IN_CI, SCENARIOS
+from conftest import IN_CI, KIRILL, SCENARIOS
 
 from thpviz.render import graphviz_run
 from thpviz.render.storyboard import storyboard_html, storyboard_page
 
 VFIO = SCENARIOS / "regression" / "pin-mprotect-cycle-write.thp"
-KIRILL = """\
-title: split, fork, each side unmaps one half, the child writes the tail
-thp: 8
-P: mmap A
-P: write A
-P: split_pmd A
-P: fork C
-C: munmap A[0:4]
-P: munmap A[4:8]
-C: write A[6]
-"""
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]

@@ -160,37 +160,44 @@ def evaluate_assert(world: World, era, st: Statement):
     return held, value, f"{text}: {a['func']} is {value} ({where})"
 
 
+def execute(world: World, era, st: Statement) -> tuple[World, StepResult]:
+    """Carry out one statement: an assert is evaluated, an operation applied
+    (a refused one is rolled back to a clone), then the invariants are
+    checked (a counter inconsistency raises ThpvizDefect).  Returns the world
+    after the step -- the clone, if the operation was refused."""
+    res = StepResult(st)
+    if st.op == "assert":
+        if st.args["eras"] is None or era.id in st.args["eras"]:
+            res.assertion = evaluate_assert(world, era, st)
+    else:
+        backup = world.clone()
+        world.log.faults.clear()
+        world.log.events.clear()
+        try:
+            _apply(world, st)
+        except OpError as e:
+            world = backup
+            res.error = str(e)
+        else:
+            # batches in address order (the world logs PMD and new-page
+            # faults as it meets them and write-protect faults together)
+            res.faults = sorted(world.log.faults, key=lambda f: int(f.addrs.min()))
+            res.events = list(world.log.events)
+    for ev in res.events:
+        if ev.kind in ("bug", "leak"):
+            res.violations.setdefault(ev.kind, []).append(ev.message)
+    for kind, details in invariants.check(world).items():
+        res.violations[kind] = details
+    return world, res
+
+
 def run(scn: Scenario, era, keep_snapshots: bool = False) -> Run:
-    """Run every statement; roll a refused operation back; check invariants
-    after each step (a counter inconsistency raises ThpvizDefect)."""
+    """Run every statement under ``era`` (see :func:`execute`)."""
     world = World(era, scn.thp)
     steps: list[StepResult] = []
     snaps = [world.clone()] if keep_snapshots else None
     for st in scn.statements:
-        res = StepResult(st)
-        if st.op == "assert":
-            applies = st.args["eras"] is None or era.id in st.args["eras"]
-            if applies:
-                res.assertion = evaluate_assert(world, era, st)
-        else:
-            backup = world.clone()
-            world.log.faults.clear()
-            world.log.events.clear()
-            try:
-                _apply(world, st)
-            except OpError as e:
-                world = backup
-                res.error = str(e)
-            else:
-                # batches in address order (the world logs PMD and new-page
-                # faults as it meets them and write-protect faults together)
-                res.faults = sorted(world.log.faults, key=lambda f: int(f.addrs.min()))
-                res.events = list(world.log.events)
-        for ev in res.events:
-            if ev.kind in ("bug", "leak"):
-                res.violations.setdefault(ev.kind, []).append(ev.message)
-        for kind, details in invariants.check(world).items():
-            res.violations[kind] = details
+        world, res = execute(world, era, st)
         steps.append(res)
         if keep_snapshots:
             snaps.append(world.clone())
