@@ -92,3 +92,14 @@ def test_help_does_not_import_heavy_modules():
             "print(sorted(m for m in ('numpy','matplotlib','graphviz','ipywidgets') if m in sys.modules))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert r.stdout.strip().endswith("[]"), r.stdout
+
+
+def test_json_mapcount_is_what_the_era_stores():
+    """4.4 keeps a THP's PMD count in the head's _mapcount and a tail's GUP
+    references in the tail's (tail-page refcounting); 4.5+ count PTEs."""
+    f = SCENARIOS / "regression" / "pin-fork-exit-write.thp"
+    data = {d["era"]: d for d in json.loads(thpviz("run", str(f), "--json").stdout)}
+    h1 = {p["name"]: p for p in data["4.4"]["pages"]}["H1"]
+    assert h1["mapcount"] == [[0, 0, 1], [1, 6, 0], [7, 7, 1], [8, 511, 0]]
+    h1 = {p["name"]: p for p in data["4.6"]["pages"]}["H1"]
+    assert h1["mapcount"] == [[0, 511, 0]] and h1["compound_mapcount"] == 1

@@ -130,6 +130,11 @@ class Era:
             return C.page_trans_huge_mapcount(mem, pfn)[0]
         return getattr(C, name)(mem, pfn)
 
+    def mapcount_frames(self, mem, frames: np.ndarray) -> np.ndarray:
+        """The logical ``_mapcount`` of each struct page, as this era stores
+        it (what ``mapcount`` asserts, the JSON and the diagrams show)."""
+        return mem.mapcount[frames]
+
     # -- splitting -------------------------------------------------------------
     def split_huge_pmd(self, world, mm, ext: int) -> None:
         world.split_huge_pmd(mm, ext)

@@ -29,6 +29,8 @@ refcounting, not from 4.4 source).
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..model.events import ThpvizDefect
 from . import counters as C
 from .base import Era, PmdDecision, pmd_fault_cost
@@ -48,6 +50,14 @@ class Era44(Era):
         if name == "mapcount":
             return C.mapcount_v44(mem, pfn)
         return super().counter(name, mem, pfn)
+
+    def mapcount_frames(self, mem, frames):
+        """A THP head's ``_mapcount`` counts its PMDs; a tail's holds the GUP
+        references taken on it (tail-page refcounting)."""
+        heads = mem.head[frames]
+        thp = mem.nr[heads] > 1
+        return np.where(thp, np.where(frames == heads, mem.cmc[heads], mem.pins[frames]),
+                        mem.mapcount[frames])
 
     def split_huge_pmd(self, world, mm, ext):
         """``split_huge_page_pmd``: for the huge zero page only this PMD is

@@ -213,6 +213,15 @@ def _entries(mm, nr: int, ext: int):
     return entry.pfn, entry.write, "pte"
 
 
+def _prev_mapcount(mem, era, pfns: np.ndarray) -> np.ndarray:
+    """The era's logical ``_mapcount`` of each frame in an earlier snapshot
+    (-1 for frames that did not exist yet)."""
+    out = np.full(len(pfns), -1, dtype=np.int64)
+    ok = pfns < mem.size
+    out[ok] = era.mapcount_frames(mem, pfns[ok])
+    return out
+
+
 def _arr(mem, name: str, pfns: np.ndarray, default):
     """``mem.<name>[pfns]`` with ``default`` for frames that did not exist yet."""
     a = getattr(mem, name)
@@ -308,7 +317,8 @@ def _fill_page(world, prev, page: Page, cuts: set) -> None:
     if page.kind == "zero":
         page.cells = [Cell("s0", 0, n, a, 0, 0, 0, 0, 0, False)]
         return
-    fields = [mem.mapcount[fr], mem.pins[fr], mem.data[fr], mem.freed[fr]]
+    mc = era.mapcount_frames(mem, fr)
+    fields = [mc, mem.pins[fr], mem.data[fr], mem.freed[fr]]
     if page.kind == "order0":
         fields.append(mem.refcount[fr])
     brk = np.zeros(n, dtype=bool)
@@ -321,7 +331,7 @@ def _fill_page(world, prev, page: Page, cuts: set) -> None:
     if prev is not None:
         pm = prev.mem
         ch = (
-            (_arr(pm, "mapcount", fr, -1) != mem.mapcount[fr])
+            (_prev_mapcount(pm, era, fr) != mc)
             | (_arr(pm, "pins", fr, -1) != mem.pins[fr])
             | (_arr(pm, "data", fr, -1) != mem.data[fr])
             | (_arr(pm, "freed", fr, True) != mem.freed[fr])
@@ -338,7 +348,7 @@ def _fill_page(world, prev, page: Page, cuts: set) -> None:
         p = a + lo
         cells.append(Cell(
             port=f"s{i}", lo=lo, hi=hi, pfn=p,
-            mapcount=int(mem.mapcount[p]),
+            mapcount=int(mc[lo]),
             page_mapcount=int(era.counter("page_mapcount", mem, p)),
             pins=int(mem.pins[p]), data=int(mem.data[p]),
             refcount=int(mem.refcount[p]) if page.kind == "order0" else 0,

@@ -67,7 +67,7 @@ def page_dicts(world) -> list[dict]:
             "compound_mapcount": int(mem.cmc[h]) if n > 1 else 0,
             "double_map": bool(mem.double_map[h]),
             "pincount": int(mem.pins[fr].sum()),
-            "mapcount": _runs(mem.mapcount[fr]),
+            "mapcount": _runs(world.era.mapcount_frames(mem, np.arange(h, h + n))),
             "anon_vma": f"av{av}" if av >= 0 else None,
             "freed": bool(mem.freed[h]),
             "pins": _runs(mem.pins[fr]),
