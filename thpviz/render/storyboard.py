@@ -53,16 +53,20 @@ def _caption(run, k: int, text: str | None) -> str:
             + (f' <span class="thpviz-cmt"># {_e(cmt)}</span>' if cmt else "") + "</div>")
 
 
-def _details(scene) -> str:
-    """Faults, events and violations of the step, as the engine reports them."""
-    st = scene.step
-    if st is None:
-        return ""
-    items = [
-        f'<li class="thpviz-viol"><b>{_e(n.violation)}</b>: {_e(n.text)}</li>' if n.violation
+def note_items(scene, violation_attr: str) -> list[str]:
+    """The step's faults, events and violations, as the engine reports them,
+    as ``<li>`` items; ``violation_attr`` styles the violation items."""
+    if scene.step is None:
+        return []
+    return [
+        f'<li {violation_attr}><b>{_e(n.violation)}</b>: {_e(n.text)}</li>' if n.violation
         else f"<li>{_e(n.text)}</li>"
-        for n in step_notes(st, scene.faults)
+        for n in step_notes(scene.step, scene.faults)
     ]
+
+
+def _details(scene) -> str:
+    items = note_items(scene, 'class="thpviz-viol"')
     return f"<ul>{''.join(items)}</ul>" if items else ""
 
 

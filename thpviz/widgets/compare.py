@@ -73,7 +73,7 @@ def comparison_html(era_ids, scenes) -> str:
             f'<table style="border-collapse:collapse;font-size:12px"><tr>{head}</tr>{"".join(body)}</table></div>')
 
 
-class EraCompare(widgets.VBox):
+class EraCompare(panels.Stepping, widgets.VBox):
     """``scenario`` (path, text or Scenario) under each of ``eras`` (ids or
     Era objects; default: the eras its ``expect`` lines name)."""
 
@@ -86,12 +86,8 @@ class EraCompare(widgets.VBox):
         self.era_ids = [x.id for x in era_objs]
         self.uid = f"thpviz-compare-{next(_ids)}"
         n = len(scn.statements)
-        start = max(0, min(n, start))
         self._svg: dict[tuple[int, int], str] = {}
-        self.play = widgets.Play(min=0, max=n, step=1, value=start, interval=interval, show_repeat=False)
-        self.slider = widgets.IntSlider(min=0, max=n, step=1, value=start, description="step",
-                                        layout=widgets.Layout(width="60%"))
-        widgets.jslink((self.play, "value"), (self.slider, "value"))
+        start = self._make_stepper(n, start, interval)
         self.statement = widgets.HTML()
         self.columns = []
         for r in self.runs:
@@ -103,17 +99,9 @@ class EraCompare(widgets.VBox):
                               layout=widgets.Layout(flex="1 1 0", min_width="0"))
                  for c in self.columns]
         title = widgets.HTML(f"<b>{panels.e(scn.title or scn.path)}</b>")
-        self.slider.observe(self._on_step, names="value")
         super().__init__([title, widgets.HBox([self.play, self.slider]), self.statement,
                           widgets.HBox(boxes), self.table], **kw)
         self.show(start)
-
-    @property
-    def step(self) -> int:
-        return self.slider.value
-
-    def _on_step(self, change) -> None:
-        self.show(change["new"])
 
     def show(self, k: int) -> None:
         scenes = [panels.scene_at(r, k) for r in self.runs]

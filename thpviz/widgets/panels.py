@@ -11,12 +11,14 @@ from __future__ import annotations
 import re
 from html import escape
 
+import ipywidgets as widgets
+
 from ..render import graphviz_run
 from ..render.diagrams import inline_svg
 from ..render.dot import CHANGED, VIOL_FILL, scene_dot
 from ..render.scene import build_scene
 from ..render.source import comment_of
-from ..scenario.report import step_notes
+from ..render.storyboard import note_items
 
 _BOX = ("background:#FBFAF6;color:#1A1A1A;font-family:Helvetica,Arial,sans-serif;font-size:13px;"
         "padding:4px 6px;border-radius:4px")
@@ -60,11 +62,7 @@ def details_html(scene) -> str:
     st = scene.step
     if st is None:
         return ""
-    items = [
-        f'<li style="background:{VIOL_FILL}"><b>{e(n.violation)}</b>: {e(n.text)}</li>' if n.violation
-        else f"<li>{e(n.text)}</li>"
-        for n in step_notes(st, scene.faults)
-    ]
+    items = note_items(scene, f'style="background:{VIOL_FILL}"')
     if not scene.faults and st.stmt.op in ("read", "write") and not st.error:
         items.insert(0, "<li>no fault (the entries already allowed the access)</li>")
     if not items:
@@ -141,3 +139,26 @@ def verdict_html(run) -> str:
         status = " — as expected" if not bad else " — MISMATCH: " + e("; ".join(bad))
     return (f'<div style="{_BOX}"><b>{e(run.era.id)}</b>: last write fault <b>{e(run.last_write)}</b>, '
             f"violations <b>{e(' '.join(sorted(run.violations)) or 'clean')}</b>{status}</div>")
+
+
+class Stepping:
+    """The play button and step slider the player and the era comparison
+    share: ``self.step`` is the frame shown, moving the slider calls
+    ``self.show(k)``."""
+
+    def _make_stepper(self, n: int, start: int, interval: int) -> int:
+        start = max(0, min(n, start))
+        self.play = widgets.Play(min=0, max=n, step=1, value=start, interval=interval,
+                                 description="play", show_repeat=False)
+        self.slider = widgets.IntSlider(min=0, max=n, step=1, value=start, description="step",
+                                        continuous_update=True, layout=widgets.Layout(width="60%"))
+        widgets.jslink((self.play, "value"), (self.slider, "value"))
+        self.slider.observe(self._on_step, names="value")
+        return start
+
+    @property
+    def step(self) -> int:
+        return self.slider.value
+
+    def _on_step(self, change) -> None:
+        self.show(change["new"])

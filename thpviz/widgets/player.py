@@ -20,7 +20,7 @@ from . import panels
 _ids = itertools.count(1)
 
 
-class ScenarioPlayer(widgets.VBox):
+class ScenarioPlayer(panels.Stepping, widgets.VBox):
     """Step through ``scenario`` (a path, scenario text or a parsed
     Scenario) under ``era`` (an era id or Era)."""
 
@@ -29,30 +29,17 @@ class ScenarioPlayer(widgets.VBox):
         self.run = load_run(scn, era)
         self.uid = f"thpviz-player-{next(_ids)}"
         n = len(self.run.steps)
-        start = max(0, min(n, start))
         self._svg: dict[int, str] = {}
-        self.play = widgets.Play(min=0, max=n, step=1, value=start, interval=interval,
-                                 description="play", show_repeat=False)
-        self.slider = widgets.IntSlider(min=0, max=n, step=1, value=start, description="step",
-                                        continuous_update=True, layout=widgets.Layout(width="60%"))
-        widgets.jslink((self.play, "value"), (self.slider, "value"))
+        start = self._make_stepper(n, start, interval)
         self.statement = widgets.HTML()
         self.details = widgets.HTML()
         self.table = widgets.HTML()
         self.diagram = widgets.HTML()
         title = widgets.HTML(f"<b>{panels.e(scn.title or scn.path)}</b>")
         self.verdict = widgets.HTML(panels.verdict_html(self.run))
-        self.slider.observe(self._on_step, names="value")
         super().__init__([title, self.verdict, widgets.HBox([self.play, self.slider]), self.statement,
                           self.details, self.diagram, self.table], **kw)
         self.show(start)
-
-    @property
-    def step(self) -> int:
-        return self.slider.value
-
-    def _on_step(self, change) -> None:
-        self.show(change["new"])
 
     def show(self, k: int) -> None:
         """Display snapshot ``k`` (0: before the first statement)."""
