@@ -22,9 +22,11 @@ Rules (research notes eras.md section 1; thread.md section 2(c)):
 * ``do_wp_page`` on an order-0 page: ``reuse_swap_page`` reuses iff
   ``page_mapcount <= 1``; reuse moves the page to the VMA's anon_vma.
 
-Reconstructed (derived): the value thpviz gives for ``mapcount`` of a THP tail
-(the tail's GUP references, read from ddc58f27f9ee's description of tail
-refcounting, not from 4.4 source).
+Checked against pre-4.5 source copies: ``__get_page_tail_foll`` raises the
+head's ``_count`` and, through ``get_huge_page_tail``, the tail's
+``_mapcount`` (which starts at -1, logical 0); ``__split_huge_page_refcount``
+gives each tail ``page_mapcount(head) + page_mapcount(tail) + 1``, the last 1
+being the reference the splitter holds, which thpviz does not model.
 """
 
 from __future__ import annotations
