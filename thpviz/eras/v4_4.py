@@ -25,8 +25,9 @@ Rules (research notes eras.md section 1; thread.md section 2(c)):
 Checked against pre-4.5 source copies: ``__get_page_tail_foll`` raises the
 head's ``_count`` and, through ``get_huge_page_tail``, the tail's
 ``_mapcount`` (which starts at -1, logical 0); ``__split_huge_page_refcount``
-gives each tail ``page_mapcount(head) + page_mapcount(tail) + 1``, the last 1
-being the reference the splitter holds, which thpviz does not model.
+adds ``page_mapcount(head) + page_mapcount(tail) + 1`` to each tail's count.
+What the extra 1 pairs with was not established; thpviz's order-0 pages carry
+only their mappings and pins.
 """
 
 from __future__ import annotations
