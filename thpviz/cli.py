@@ -165,15 +165,24 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_eras)
 
-    for name, help_ in (("render", "draw one step as SVG/PNG/DOT"), ("storyboard", "write a static HTML storyboard")):
-        try:
-            from importlib import import_module
+    from importlib import import_module
 
-            mod = import_module(f"thpviz.render.cli_{name}")
+    for name, module, help_ in SUBCOMMANDS:
+        try:
+            mod = import_module(module)
         except ImportError:
             continue
         mod.add_parser(sub, name, help_)
     return p
+
+
+#: subcommands that live next to what they drive: (name, module with an
+#: ``add_parser(sub, name, help)``, help).  The modules must import nothing
+#: heavy at module level, so ``thpviz --help`` stays fast.
+SUBCOMMANDS = [
+    ("render", "thpviz.render.cli_render", "draw one step as SVG/PNG/DOT"),
+    ("storyboard", "thpviz.render.cli_storyboard", "write a static HTML storyboard"),
+]
 
 
 def main(argv=None) -> int:

@@ -21,6 +21,8 @@ PLANNED: dict[str, tuple[str, str]] = {
     "5.9": ("do_wp_page reuses only if page_count==1; fork copies pinned pages eagerly", "09854ba94c6a, 70e806e4e645"),
     "5.18": ("THP reuse needs page_count==1, else split + copy", "3bff7e3f1f16"),
     "5.19": ("PageAnonExclusive; R/O pins unshare", "6c287605fd56"),
+    "6.1": ("5.19 plus the PTE mprotect write-upgrade (exclusive and dirty)", "64fe24a3e05e"),
+    "6.12": ("6.1 plus the PMD mprotect write-upgrade; no dirty condition for private anon", "c27f479ef542"),
     "6.15": ("per-mm 'mapped shared' tracking for large folios; no per-page mapcount", "1da190f4d0a6"),
 }
 

@@ -42,6 +42,8 @@ class Vma:
     pgoff: int
     write: bool = True
     dontcopy: bool = False
+    #: THP allowed (False: VM_NOHUGEPAGE, ``mmap A nohuge``)
+    huge: bool = True
     anon_vma: int | None = None
     avcs: tuple[int, ...] = ()
 

@@ -396,7 +396,7 @@ class World:
         return reached, missed
 
     # ----------------------------------------------------------------- mmap
-    def mmap(self, proc: str, region: str, extents: int) -> None:
+    def mmap(self, proc: str, region: str, extents: int, huge: bool = True) -> None:
         mm = self.mms.get(proc)
         if mm is not None and not mm.alive:
             raise OpError(f"process {proc} has exited")
@@ -406,7 +406,7 @@ class World:
             raise OpError(f"{proc} already has a region {region}")
         n = extents * self.nr
         start = self._alloc_va(n)
-        mm.vmas.append(Vma(start, start + n, pgoff=start))
+        mm.vmas.append(Vma(start, start + n, pgoff=start, huge=huge))
         mm.vmas.sort(key=lambda v: v.start)
         mm.regions[region] = (start, n)
 
@@ -433,7 +433,7 @@ class World:
             entry = mm.pt.get(ext)
             if entry is None:
                 vma = mm.find_vma(ext * nr)
-                if vma is not None and vma.start <= ext * nr and vma.end >= ext * nr + nr:
+                if vma is not None and vma.huge and vma.start <= ext * nr and vma.end >= ext * nr + nr:
                     self._huge_fault(mm, vma, ext, a, write, gup)
                     continue
                 entry = mm.pt[ext] = PteTable(nr)
@@ -651,7 +651,7 @@ class World:
             p = out[-1] if out else None
             if (
                 p is not None and p.end == v.start and p.write == v.write
-                and p.dontcopy == v.dontcopy and p.anon_vma == v.anon_vma
+                and p.dontcopy == v.dontcopy and p.huge == v.huge and p.anon_vma == v.anon_vma
                 and p.avcs == v.avcs and p.pgoff + (p.end - p.start) == v.pgoff
             ):
                 p.end = v.end
@@ -707,16 +707,24 @@ class World:
         self._zap(mm, lo, hi, free_tables=False)
         self._excuse_pins(mm, lo, hi)
 
-    def madvise_dontfork(self, proc: str, lo: int, hi: int) -> None:
-        """MADV_DONTFORK: set VM_DONTCOPY on the range (splitting VMAs)."""
+    def madvise_dontfork(self, proc: str, lo: int, hi: int, dontcopy: bool = True) -> None:
+        """MADV_DONTFORK (MADV_DOFORK with ``dontcopy=False``): set (clear)
+        VM_DONTCOPY on the range, splitting VMAs (and a straddling PMD)."""
         mm = self.mm(proc)
+        what = "dontfork" if dontcopy else "dofork"
         if not mm.covered(lo, hi):
-            raise OpError(f"dontfork {mm.describe(lo, hi)}: range not mapped (-ENOMEM)")
+            raise OpError(f"{what} {mm.describe(lo, hi)}: range not mapped (-ENOMEM)")
+        if all(v.dontcopy == dontcopy for v in mm.vmas_in(lo, hi)):
+            return  # madvise_update_vma: nothing changes, no VMA is split
         self._split_vma_at(mm, lo)
         self._split_vma_at(mm, hi)
         for v in mm.vmas_in(lo, hi):
-            v.dontcopy = True
+            v.dontcopy = dontcopy
         self._merge_vmas(mm)
+
+    def madvise_dofork(self, proc: str, lo: int, hi: int) -> None:
+        """MADV_DOFORK: clear VM_DONTCOPY on the range."""
+        self.madvise_dontfork(proc, lo, hi, dontcopy=False)
 
     def mprotect(self, proc: str, lo: int, hi: int, write: bool) -> None:
         """``mprotect_fixup`` + ``change_protection``.  Making a range
@@ -742,12 +750,18 @@ class World:
             raise ThpvizDefect("no era modelled here maps private pages writable in mprotect")
         self._merge_vmas(mm)
 
-    def mremap(self, proc: str, lo: int, hi: int, new_region: str) -> None:
+    def mremap(self, proc: str, lo: int, hi: int, new_region: str, aligned: bool = True) -> None:
         """mremap(MREMAP_MAYMOVE) of [lo, hi) to a new place, named
-        ``new_region``.  The new address keeps the offset inside a huge page,
-        so whole PMDs move as PMDs (``move_huge_pmd``); a PMD only partly
-        inside the range is split first (``split_huge_pmd`` in
-        ``move_page_tables``; 4.4 splits the THP)."""
+        ``new_region``.
+
+        ``aligned`` (the default): the new address keeps the offset inside a
+        huge page, as MREMAP_FIXED to a THP-aligned target does, so whole PMDs
+        move as PMDs (``move_huge_pmd``); a PMD only partly inside the range is
+        split first (``split_huge_pmd`` in ``move_page_tables``; 4.4 splits the
+        THP).  ``aligned=False`` (``mremap R B unaligned``): the target is one
+        base page past that, as a plain page-aligned MREMAP_MAYMOVE target
+        usually is, so no PMD can move whole: every PMD in R is split first and
+        the PTEs move one by one (``move_ptes``)."""
         mm = self.mm(proc)
         vma = mm.find_vma(lo)
         if vma is None or vma.end < hi:
@@ -755,10 +769,14 @@ class World:
         if new_region in mm.regions:
             raise OpError(f"{proc} already has a region {new_region}")
         nr = self.nr
-        base = self._alloc_va(hi - lo + lo % nr)
-        dst = base + lo % nr
+        base = self._alloc_va(hi - lo + lo % nr + 1)
+        dst = base + lo % nr + (0 if aligned else 1)
         self._split_vma_at(mm, lo)
         self._split_vma_at(mm, hi)
+        if not aligned:
+            for ext, _, _ in self._extents(lo, hi):
+                if isinstance(mm.pt.get(ext), Pmd):
+                    self.era.split_huge_pmd(self, mm, ext)
         src = mm.find_vma(lo)
         delta = dst - lo
         moved = src.copy(start=dst, end=dst + (hi - lo))
@@ -770,17 +788,21 @@ class World:
             if entry is None:
                 continue
             if isinstance(entry, Pmd):
-                # a straddling PMD was split by _split_vma_at
+                # only whole PMDs are left (a straddling one was split by
+                # _split_vma_at, and every one when the move is unaligned)
                 del mm.pt[ext]
                 mm.pt[(a + delta) // nr] = entry
                 continue
-            # delta is a multiple of nr: a run stays at the same offsets
-            off = slice(a - ext * nr, b - ext * nr)
-            dt = mm.pt.setdefault(ext + delta // nr, PteTable(nr))
-            dt.pfn[off] = entry.pfn[off]
-            dt.write[off] = entry.write[off]
+            off = np.arange(a - ext * nr, b - ext * nr)
+            pf, wr = entry.pfn[off].copy(), entry.write[off].copy()
             entry.pfn[off] = -1
             entry.write[off] = False
+            dst_addr = ext * nr + off + delta
+            for de in np.unique(dst_addr // nr):
+                sel = dst_addr // nr == de
+                dt = mm.pt.setdefault(int(de), PteTable(nr))
+                dt.pfn[dst_addr[sel] - de * nr] = pf[sel]
+                dt.write[dst_addr[sel] - de * nr] = wr[sel]
             if entry.empty() and not mm.vmas_in(ext * nr, ext * nr + nr):
                 del mm.pt[ext]
         for pin in self.pins.values():
@@ -815,6 +837,24 @@ class World:
             self.log.event("info", f"split_page: {self.mem.name(h)} is not a THP")
             return
         self.era.split_huge_page(self, h)
+
+    def deferred_split(self) -> None:
+        """The deferred-split shrinker (``deferred_split_scan``, 4.5+): every
+        THP that is partially mapped -- some subpage mapped by no page table,
+        another still mapped -- was queued by ``deferred_split_huge_page``
+        when its first subpage became unmapped, and is now handed to
+        ``split_huge_page``, which refuses (-EBUSY) while the page is pinned
+        or otherwise referenced.  (4.4 splits at once and never queues.)"""
+        mem = self.mem
+        for h in mem.page_starts():
+            h = int(h)
+            n = int(mem.nr[h])
+            if n == 1 or mem.freed[h] or mem.kind[h] == KIND_ZERO:
+                continue
+            per_page = mem.mapcount[h : h + n] - int(mem.double_map[h]) + int(mem.cmc[h])
+            mapped = per_page > 0
+            if mapped.any() and not mapped.all():
+                self.era.split_huge_page(self, h)
 
     # ------------------------------------------------------------------- GUP
     def gup(self, proc: str, lo: int, hi: int, write: bool, kind: str, name: str) -> None:

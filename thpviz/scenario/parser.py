@@ -19,16 +19,19 @@ from dataclasses import dataclass, field
 
 HEADER_KEYS = ("title", "source", "thp")
 DECISION_TOKENS = ("reuse", "cow", "cow-small", "cow-huge", "new", "none")
-VIOLATION_TOKENS = ("pin-lost", "rmap-broken", "leak", "bug")
+VIOLATION_TOKENS = ("pin-lost", "rmap-broken", "leak", "stray-write", "bug")
 FUNCS = (
     "page_count", "page_mapcount", "total_mapcount", "compound_mapcount",
     "page_trans_huge_mapcount", "mapcount", "double_map", "pincount", "anon_exclusive",
+    "large_mapcount", "entire_mapcount", "maybe_shared", "mapping",
 )
 OPS = ("==", "!=", "<=", ">=", "<", ">")
 PROC_VERBS = (
-    "mmap", "read", "write", "munmap", "dontneed", "dontfork", "mprotect", "mremap",
+    "mmap", "read", "write", "munmap", "dontneed", "dontfork", "dofork", "mprotect", "mremap",
     "split_pmd", "split_page", "pin", "vmsplice", "unpin", "fork", "exit", "assert",
 )
+#: statements without a process
+WORLD_VERBS = ("dma_write", "dma_read", "unpin", "deferred_split")
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _IDENT_RE = re.compile(rf"^{_IDENT}$")
@@ -252,6 +255,14 @@ def parse_text(text: str, path: str = "<string>", known_eras=None, planned_eras=
                 scn.expects[e] = Expect(lineno, col0, e, decision, frozenset(viols))
             continue
 
+        if stripped == "deferred_split" or stripped.startswith("deferred_split "):
+            extra = stripped[len("deferred_split"):].strip()
+            if extra:
+                p.err(col0 + len("deferred_split") + 1, f"unexpected {extra!r}: deferred_split takes nothing")
+                continue
+            scn.statements.append(Statement(lineno, col0, stripped, None, "deferred_split", {}))
+            continue
+
         # device statements
         dm = re.match(r"^(dma_write|dma_read)(?:\s+(\S+))?\s*(.*)$", stripped)
         if dm:
@@ -313,7 +324,11 @@ def parse_text(text: str, path: str = "<string>", known_eras=None, planned_eras=
             return True
 
         if verb == "mmap":
-            if not need(1, 2, "mmap REGION [N]"):
+            huge = True
+            if len(args) >= 2 and args[-1][0] == "nohuge":
+                huge = False
+                args = args[:-1]
+            if not need(1, 2, "mmap REGION [N] [nohuge]"):
                 continue
             name, c = args[0]
             if not _IDENT_RE.match(name):
@@ -334,7 +349,8 @@ def parse_text(text: str, path: str = "<string>", known_eras=None, planned_eras=
                 p.err(c, f"{proc} already has a region {name}")
                 continue
             regs[name] = n * scn.thp
-            scn.statements.append(Statement(lineno, col0, stripped, proc, verb, {"region": name, "extents": n}))
+            scn.statements.append(Statement(lineno, col0, stripped, proc, verb,
+                                            {"region": name, "extents": n, "huge": huge}))
             continue
 
         if proc not in procs:
@@ -343,7 +359,7 @@ def parse_text(text: str, path: str = "<string>", known_eras=None, planned_eras=
             continue
         regs = procs[proc]
 
-        if verb in ("read", "write", "munmap", "dontneed", "dontfork", "split_pmd", "split_page"):
+        if verb in ("read", "write", "munmap", "dontneed", "dontfork", "dofork", "split_pmd", "split_page"):
             if not need(1, 1, f"{verb} RANGE"):
                 continue
             r = p._range(args[0][0], args[0][1], regs)
@@ -359,7 +375,11 @@ def parse_text(text: str, path: str = "<string>", known_eras=None, planned_eras=
                 scn.statements.append(Statement(lineno, col0, stripped, proc, verb,
                                                 {"range": r, "write": args[1][0] == "rw"}))
         elif verb == "mremap":
-            if not need(2, 2, "mremap RANGE NEWREGION"):
+            aligned = True
+            if len(args) == 3 and args[2][0] == "unaligned":
+                aligned = False
+                args = args[:2]
+            if not need(2, 2, "mremap RANGE NEWREGION [unaligned]"):
                 continue
             r = p._range(args[0][0], args[0][1], regs)
             new, c = args[1]
@@ -370,7 +390,8 @@ def parse_text(text: str, path: str = "<string>", known_eras=None, planned_eras=
             if r and len(p.errors) == nerr:
                 lo, hi = r.bounds(regs[r.region])
                 regs[new] = hi - lo
-                scn.statements.append(Statement(lineno, col0, stripped, proc, verb, {"range": r, "new": new}))
+                scn.statements.append(Statement(lineno, col0, stripped, proc, verb,
+                                                {"range": r, "new": new, "aligned": aligned}))
         elif verb in ("pin", "vmsplice"):
             usage = "pin RANGE ro|rw as NAME" if verb == "pin" else "vmsplice RANGE as NAME"
             k = 4 if verb == "pin" else 3

@@ -95,7 +95,10 @@ def address_range(world: World, proc: str, rng) -> tuple[int, int]:
 def _apply(world: World, st: Statement) -> None:
     op, a = st.op, st.args
     if op == "mmap":
-        world.mmap(st.proc, a["region"], a["extents"])
+        world.mmap(st.proc, a["region"], a["extents"], a.get("huge", True))
+        return
+    if op == "deferred_split":
+        world.deferred_split()
         return
     if op in ("dma_write", "dma_read"):
         getattr(world, op)(a["pin"])
@@ -119,10 +122,12 @@ def _apply(world: World, st: Statement) -> None:
         world.madvise_dontneed(st.proc, lo, hi)
     elif op == "dontfork":
         world.madvise_dontfork(st.proc, lo, hi)
+    elif op == "dofork":
+        world.madvise_dofork(st.proc, lo, hi)
     elif op == "mprotect":
         world.mprotect(st.proc, lo, hi, a["write"])
     elif op == "mremap":
-        world.mremap(st.proc, lo, hi, a["new"])
+        world.mremap(st.proc, lo, hi, a["new"], a.get("aligned", True))
     elif op == "split_pmd":
         world.split_pmd(st.proc, lo, hi)
     elif op == "split_page":
