@@ -150,6 +150,14 @@ class _Progress:
             self.bar.close()
 
 
+def _have_tqdm() -> bool:
+    try:
+        import tqdm  # noqa: F401
+    except ImportError:  # the engine alone needs only numpy; progress is optional
+        return False
+    return True
+
+
 def run_explore(args) -> int:
     from ..eras import ERAS, get
     from .report import differ_text, prove_text, results_json, table_text
@@ -169,7 +177,7 @@ def run_explore(args) -> int:
     except (KeyError, ValueError) as e:
         print(f"thpviz explore: {e.args[0]}", file=sys.stderr)
         return 2
-    show = not args.quiet and not args.json and sys.stdout.isatty()
+    show = not args.quiet and not args.json and sys.stdout.isatty() and _have_tqdm()
     cmd = command_line(args)
     results = []
     if args.differ:

@@ -142,14 +142,28 @@ def _decisions_text(ds, world) -> str:
 
 
 def search(eras, alphabet: Alphabet, depth: int, goals=None, differ: bool = False,
-           time_limit: float | None = None, progress=None, stop_when_found: bool = True) -> SearchResult:
+           time_limit: float | None = None, progress=None, stop_when_found: bool = True,
+           naive: bool = False) -> SearchResult:
     """Breadth-first search up to ``depth`` statements.
 
     ``eras``: Era objects (one for ``find``, two or more for ``differ``).
     ``goals``: violation names to find (``find``).  ``progress``: a callable
     ``progress(depth, done, total, result)`` called now and then.
-    ``stop_when_found``: stop once every goal has a trace."""
+    ``stop_when_found``: stop once every goal has a trace.
+
+    ``naive``: the reference search of the benchmark and the tests -- a
+    ``copy.deepcopy`` of the worlds for every statement tried and no state
+    fingerprints at all (every node of the tree is visited; ``states`` then
+    counts nodes)."""
     from ..model.world import World
+
+    if naive:
+        import copy
+
+        clone = copy.deepcopy
+    else:
+        def clone(w):
+            return w.clone()
 
     eras = list(eras)
     era_ids = tuple(e.id for e in eras)
@@ -157,14 +171,18 @@ def search(eras, alphabet: Alphabet, depth: int, goals=None, differ: bool = Fals
     res = SearchResult(era_ids, alphabet, depth, goals)
     t0 = time.perf_counter()
     root = _Node([World(e, alphabet.thp) for e in eras], None, None, 0)
-    visited = {fingerprint(root.worlds)}
+    visited = set() if naive else {fingerprint(root.worlds)}
+    nodes = 1
     frontier = [root]
     res.per_depth.append(1)
     deadline = None if time_limit is None else t0 + time_limit
     pending = set(goals)
 
+    def count() -> int:
+        return nodes if naive else len(visited)
+
     def done() -> SearchResult:
-        res.states = len(visited)
+        res.states = count()
         res.seconds = time.perf_counter() - t0
         return res
 
@@ -173,7 +191,7 @@ def search(eras, alphabet: Alphabet, depth: int, goals=None, differ: bool = Fals
         total = len(frontier)
         for i, node in enumerate(frontier):
             if progress is not None and (i & 15) == 0:
-                res.states, res.seconds = len(visited), time.perf_counter() - t0
+                res.states, res.seconds = count(), time.perf_counter() - t0
                 progress(d, i, total, res)
             if deadline is not None and time.perf_counter() > deadline:
                 res.timed_out = True
@@ -183,7 +201,7 @@ def search(eras, alphabet: Alphabet, depth: int, goals=None, differ: bool = Fals
                 children, steps = [], []
                 try:
                     for w, era in zip(node.worlds, eras):
-                        w2, step = execute(w.clone(), era, st)
+                        w2, step = execute(clone(w), era, st)
                         children.append(w2)
                         steps.append(step)
                 except ThpvizDefect as e:
@@ -194,7 +212,7 @@ def search(eras, alphabet: Alphabet, depth: int, goals=None, differ: bool = Fals
                     diff = difference(era_ids, steps, children)
                     if diff is not None and "differ" in pending:
                         res.findings["differ"] = Finding("differ", era_ids, node.trace() + [st.text], diff,
-                                                         len(visited))
+                                                         count())
                         pending.discard("differ")
                     if steps[0].error or diff is not None:
                         continue
@@ -205,22 +223,24 @@ def search(eras, alphabet: Alphabet, depth: int, goals=None, differ: bool = Fals
                     for v in step.violations:
                         if v in pending:
                             detail = "; ".join(step.violations[v])
-                            res.findings[v] = Finding(v, era_ids, node.trace() + [st.text], detail, len(visited))
+                            res.findings[v] = Finding(v, era_ids, node.trace() + [st.text], detail, count())
                             pending.discard(v)
                 if not pending and stop_when_found:
                     res.complete_depth = d - 1
                     return done()
-                fp = fingerprint(children)
-                if fp in visited:
-                    continue
-                visited.add(fp)
+                if not naive:
+                    fp = fingerprint(children)
+                    if fp in visited:
+                        continue
+                    visited.add(fp)
+                nodes += 1
                 nxt.append(_Node(children, node, st.text, d))
             node.worlds = None  # expanded: only its trace is needed now
         frontier = nxt
         res.complete_depth = d
         res.per_depth.append(len(nxt))
         if progress is not None:
-            res.states, res.seconds = len(visited), time.perf_counter() - t0
+            res.states, res.seconds = count(), time.perf_counter() - t0
             progress(d, total, total, res)
         if not frontier:
             res.complete_depth = depth
