@@ -74,6 +74,8 @@ class SearchResult:
     defects: list = field(default_factory=list)
     #: distinct states per depth
     per_depth: list = field(default_factory=list)
+    #: naive search with ``distinct=True``: distinct states among its nodes
+    distinct_states: int | None = None
 
     @property
     def reached_bound(self) -> bool:
@@ -141,6 +143,75 @@ def _decisions_text(ds, world) -> str:
     return ", ".join(i if n == 1 else f"{i} x{n}" for i, n in out)
 
 
+class _Timeout(Exception):
+    pass
+
+
+class _Run:
+    """What both searches share: trying one statement on a node's worlds and
+    checking the goals on the steps it took."""
+
+    def __init__(self, eras, alphabet, depth, goals, differ, time_limit, stop_when_found, clone):
+        self.eras = list(eras)
+        self.era_ids = tuple(e.id for e in self.eras)
+        self.differ = differ
+        goals = ("differ",) if differ else tuple(goals or ())
+        self.res = SearchResult(self.era_ids, alphabet, depth, goals)
+        self.pending = set(goals)
+        self.stop = stop_when_found
+        self.clone = clone
+        self.t0 = time.perf_counter()
+        self.deadline = None if time_limit is None else self.t0 + time_limit
+
+    def roots(self):
+        from ..model.world import World
+
+        return [World(e, self.res.alphabet.thp) for e in self.eras]
+
+    def out_of_time(self) -> bool:
+        return self.deadline is not None and time.perf_counter() > self.deadline
+
+    def all_found(self) -> bool:
+        return not self.pending and self.stop
+
+    def step(self, worlds, trace, st, states: int):
+        """Run ``st`` on copies of ``worlds``; record the goals it reaches.
+        Returns the new worlds, or None when the branch ends here (refused,
+        an engine defect, or, for ``differ``, the eras already differ)."""
+        res = self.res
+        res.transitions += 1
+        children, steps = [], []
+        try:
+            for w, era in zip(worlds, self.eras):
+                w2, step = execute(self.clone(w), era, st)
+                children.append(w2)
+                steps.append(step)
+        except ThpvizDefect as e:
+            if len(res.defects) < 20:
+                res.defects.append((trace() + [st.text], str(e)))
+            return None
+        if self.differ:
+            diff = difference(self.era_ids, steps, children)
+            if diff is not None and "differ" in self.pending:
+                res.findings["differ"] = Finding("differ", self.era_ids, trace() + [st.text], diff, states)
+                self.pending.discard("differ")
+            return None if steps[0].error or diff is not None else children
+        step = steps[0]
+        if step.error:
+            return None
+        for v in step.violations:
+            if v in self.pending:
+                detail = "; ".join(step.violations[v])
+                res.findings[v] = Finding(v, self.era_ids, trace() + [st.text], detail, states)
+                self.pending.discard(v)
+        return children
+
+    def done(self, states: int) -> SearchResult:
+        self.res.states = states
+        self.res.seconds = time.perf_counter() - self.t0
+        return self.res
+
+
 def search(eras, alphabet: Alphabet, depth: int, goals=None, differ: bool = False,
            time_limit: float | None = None, progress=None, stop_when_found: bool = True,
            naive: bool = False) -> SearchResult:
@@ -151,98 +222,97 @@ def search(eras, alphabet: Alphabet, depth: int, goals=None, differ: bool = Fals
     ``progress(depth, done, total, result)`` called now and then.
     ``stop_when_found``: stop once every goal has a trace.
 
-    ``naive``: the reference search of the benchmark and the tests -- a
-    ``copy.deepcopy`` of the worlds for every statement tried and no state
-    fingerprints at all (every node of the tree is visited; ``states`` then
-    counts nodes)."""
-    from ..model.world import World
-
+    ``naive``: the reference search of the benchmark and the tests
+    (:func:`naive_search`)."""
     if naive:
-        import copy
-
-        clone = copy.deepcopy
-    else:
-        def clone(w):
-            return w.clone()
-
-    eras = list(eras)
-    era_ids = tuple(e.id for e in eras)
-    goals = ("differ",) if differ else tuple(goals or ())
-    res = SearchResult(era_ids, alphabet, depth, goals)
-    t0 = time.perf_counter()
-    root = _Node([World(e, alphabet.thp) for e in eras], None, None, 0)
-    visited = set() if naive else {fingerprint(root.worlds)}
-    nodes = 1
+        return naive_search(eras, alphabet, depth, goals, differ, time_limit, stop_when_found)
+    run = _Run(eras, alphabet, depth, goals, differ, time_limit, stop_when_found, lambda w: w.clone())
+    res = run.res
+    root = _Node(run.roots(), None, None, 0)
+    visited = {fingerprint(root.worlds)}
     frontier = [root]
     res.per_depth.append(1)
-    deadline = None if time_limit is None else t0 + time_limit
-    pending = set(goals)
-
-    def count() -> int:
-        return nodes if naive else len(visited)
-
-    def done() -> SearchResult:
-        res.states = count()
-        res.seconds = time.perf_counter() - t0
-        return res
-
     for d in range(1, depth + 1):
         nxt: list[_Node] = []
         total = len(frontier)
         for i, node in enumerate(frontier):
             if progress is not None and (i & 15) == 0:
-                res.states, res.seconds = count(), time.perf_counter() - t0
+                res.states, res.seconds = len(visited), time.perf_counter() - run.t0
                 progress(d, i, total, res)
-            if deadline is not None and time.perf_counter() > deadline:
+            if run.out_of_time():
                 res.timed_out = True
-                return done()
+                return run.done(len(visited))
             for st in alphabet.statements(node.worlds[0]):
-                res.transitions += 1
-                children, steps = [], []
-                try:
-                    for w, era in zip(node.worlds, eras):
-                        w2, step = execute(clone(w), era, st)
-                        children.append(w2)
-                        steps.append(step)
-                except ThpvizDefect as e:
-                    if len(res.defects) < 20:
-                        res.defects.append((node.trace() + [st.text], str(e)))
-                    continue
-                if differ:
-                    diff = difference(era_ids, steps, children)
-                    if diff is not None and "differ" in pending:
-                        res.findings["differ"] = Finding("differ", era_ids, node.trace() + [st.text], diff,
-                                                         count())
-                        pending.discard("differ")
-                    if steps[0].error or diff is not None:
-                        continue
-                else:
-                    step = steps[0]
-                    if step.error:
-                        continue
-                    for v in step.violations:
-                        if v in pending:
-                            detail = "; ".join(step.violations[v])
-                            res.findings[v] = Finding(v, era_ids, node.trace() + [st.text], detail, count())
-                            pending.discard(v)
-                if not pending and stop_when_found:
+                children = run.step(node.worlds, node.trace, st, len(visited))
+                if run.all_found():
                     res.complete_depth = d - 1
-                    return done()
-                if not naive:
-                    fp = fingerprint(children)
-                    if fp in visited:
-                        continue
-                    visited.add(fp)
-                nodes += 1
+                    return run.done(len(visited))
+                if children is None:
+                    continue
+                fp = fingerprint(children)
+                if fp in visited:
+                    continue
+                visited.add(fp)
                 nxt.append(_Node(children, node, st.text, d))
             node.worlds = None  # expanded: only its trace is needed now
         frontier = nxt
         res.complete_depth = d
         res.per_depth.append(len(nxt))
         if progress is not None:
-            res.states, res.seconds = count(), time.perf_counter() - t0
+            res.states, res.seconds = len(visited), time.perf_counter() - run.t0
             progress(d, total, total, res)
         if not frontier:
             res.complete_depth = depth
             break
-    return done()
+    return run.done(len(visited))
+
+
+def naive_search(eras, alphabet: Alphabet, depth: int, goals=None, differ: bool = False,
+                 time_limit: float | None = None, stop_when_found: bool = True,
+                 distinct: bool = False) -> SearchResult:
+    """The reference search: iterative deepening, a ``copy.deepcopy`` of the
+    worlds for every statement tried, and no fingerprints (every node of the
+    tree is visited, again on every deeper pass; ``states`` counts nodes).
+    It finds the same shortest traces as :func:`search`, slowly, in memory
+    proportional to the depth.
+
+    ``distinct`` (for the benchmark): also count the distinct states among
+    the nodes, fingerprinting each one *off the clock* -- the time it takes
+    is left out of ``seconds`` and of the time limit."""
+    import copy
+
+    run = _Run(eras, alphabet, depth, goals, differ, time_limit, stop_when_found, copy.deepcopy)
+    res = run.res
+    nodes = [1]
+    seen: set = set()
+    off = [0.0]
+
+    def dfs(worlds, trace: list[str], limit: int) -> None:
+        for st in alphabet.statements(worlds[0]):
+            if run.deadline is not None and time.perf_counter() - off[0] > run.deadline:
+                raise _Timeout
+            children = run.step(worlds, lambda: list(trace), st, nodes[0])
+            if run.all_found():
+                raise _Timeout
+            if children is None:
+                continue
+            nodes[0] += 1
+            if distinct:
+                t = time.perf_counter()
+                seen.add(fingerprint(children))
+                off[0] += time.perf_counter() - t
+            if len(trace) + 1 < limit:
+                dfs(children, trace + [st.text], limit)
+
+    root = run.roots()
+    try:
+        for limit in range(1, depth + 1):
+            dfs(root, [], limit)
+            res.complete_depth = limit
+    except _Timeout:
+        res.timed_out = not run.all_found()
+    run.done(nodes[0])
+    res.seconds -= off[0]
+    if distinct:
+        res.distinct_states = len(seen)
+    return res
