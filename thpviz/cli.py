@@ -183,6 +183,7 @@ SUBCOMMANDS = [
     ("render", "thpviz.render.cli_render", "draw one step as SVG/PNG/DOT"),
     ("storyboard", "thpviz.render.cli_storyboard", "write a static HTML storyboard"),
     ("explore", "thpviz.explore.cli_explore", "search for the shortest trace that shows a violation"),
+    ("practice", "thpviz.explore.cli_practice", "a random puzzle: predict the decisions (-c shows them)"),
 ]
 
 
