@@ -168,6 +168,29 @@ def test_no_pin_lost_and_no_leak_in_modern_eras(era):
     assert not r.findings, {g: f.trace for g, f in r.findings.items()}
 
 
+def test_read_only_pin_of_the_zero_page_until_62():
+    """5.19 unshares a read-only pin of an anonymous page but not of the
+    shared zero page (fixed in 6.2, 84209e87c696): the explorer finds that
+    loss in 5.19 and none in 6.15."""
+    need("5.19", "6.15")
+    a = Alphabet(ops=("mmap", "read", "write", "pin-ro", "unpin"))
+    f = search([ERAS["5.19"]], a, 4, goals=["pin-lost"]).findings["pin-lost"]
+    assert any(" ro as " in s for s in f.trace) and "zero_page" in f.detail
+    r = search([ERAS["6.15"]], a, 4, goals=["pin-lost"])
+    assert r.reached_bound and not r.findings
+
+
+def test_lost_references_count_only_when_asked():
+    """A vmsplice reference to the huge zero page is lost in every era (a
+    FOLL_GET reference never promised to follow the page): pin-lost counts
+    it only with count_refs."""
+    a = Alphabet(ops=("mmap", "write", "vmsplice"))
+    for e in ("4.4", "4.6"):
+        assert not search([ERAS[e]], a, 3, goals=["pin-lost"]).findings
+        f = search([ERAS[e]], a, 3, goals=["pin-lost"], count_refs=True).findings["pin-lost"]
+        assert any("vmsplice" in s for s in f.trace) and "zero_page" in f.detail
+
+
 # ----------------------------------------------------- the abstraction
 def _random_trace(era, alphabet, rng, n):
     w = World(era, alphabet.thp)

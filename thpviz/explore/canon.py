@@ -71,7 +71,8 @@ MEMMAP_KINDS = {
     "head": PFN,
     "mapping": AVID,
     "writer": DROP,  # contents: see "Contents" in the module docstring
-    "mm_slot_id": MMID,
+    "slot_mm": MMID,  # 6.15 folio owner slots: an mm id, 0 for a free slot
+    "slot_mm2": MMID,
     "data": DROP,  # contents
     "origin": DROP,  # MemMap.name only: which THP a split page came from
     "serial": DROP,  # MemMap.name only: H1, p7...
@@ -380,11 +381,12 @@ def _rename(a: np.ndarray, name) -> np.ndarray:
 
 def _mm_ids(a: np.ndarray, live: dict) -> np.ndarray:
     """mm ids: a live process's becomes its canonical position, an exited
-    one's a rank of first appearance, negative markers stay."""
+    one's a rank of first appearance; 0 and negative markers stay (mm ids
+    start at 1)."""
     dead: dict = {}
     out = []
     for x in a.tolist():
-        if x < 0:
+        if x <= 0:
             out.append(x)
         elif x in live:
             out.append(_LIVE + live[x])

@@ -36,6 +36,8 @@ def add_parser(subparsers, name: str, help: str):
                    help="find a shortest trace on which the two eras decide or violate differently")
     g.add_argument("--prove", action="store_true",
                    help="claim that no such trace exists up to the bound; exit 1 if one does")
+    g.add_argument("--count-refs", action="store_true",
+                   help="pin-lost: also count a lost vmsplice (FOLL_GET) reference, not only pins")
     b = p.add_argument_group("bound")
     b.add_argument("--depth", type=int, default=DEFAULT_DEPTH, help=f"statements per trace (default {DEFAULT_DEPTH})")
     b.add_argument("--thp", type=int, choices=(4, 8, 16), default=8, help="subpages per huge page (default 8)")
@@ -90,6 +92,8 @@ def command_line(args) -> str:
         out.append(f"--find {f}")
     if args.prove:
         out.append("--prove")
+    if args.count_refs:
+        out.append("--count-refs")
     defaults = {"depth": DEFAULT_DEPTH, "thp": 8, "procs": 2, "regions": 1, "extents": 1, "pins": 1}
     for k, d in defaults.items():
         if getattr(args, k) != d:
@@ -189,7 +193,7 @@ def run_explore(args) -> int:
         for era in eras:
             prog = _Progress(era.id, args.time_limit) if show else None
             results.append(search([era], alphabet, args.depth, goals=goals, time_limit=args.time_limit,
-                                  progress=prog))
+                                  progress=prog, count_refs=args.count_refs))
             if prog:
                 prog.close()
     written = _write(args, results, cmd) if args.output else {}
