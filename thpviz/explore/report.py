@@ -138,3 +138,36 @@ def results_json(results, command: str, written=None) -> dict:
             "defects": [{"trace": t, "message": m} for t, m in r.defects],
         })
     return {"command": command, "results": out}
+
+
+def table_html(data: dict) -> str:
+    """The era x violation table of ``results_json`` output as an HTML table
+    (for the book): a cell is the shortest trace's length, its statements in
+    a tooltip; red where a trace exists."""
+    from html import escape
+
+    results = data["results"]
+    goals = []
+    for r in results:
+        goals += [g for g in r["goals"] if g not in goals]
+    td = "border:1px solid #9995;padding:2px 6px;text-align:left"
+    head = "".join(f"<th style='{td}'>{escape(g)}</th>" for g in goals)
+    rows = []
+    for r in results:
+        cells = []
+        for g in goals:
+            f = r["findings"].get(g)
+            if f is not None:
+                tip = escape("; ".join(f["trace"]), quote=True)
+                cells.append(f"<td style='{td};background:#f4433622' title=\"{tip}\">{f['length']}</td>")
+            elif g not in r["goals"]:
+                cells.append(f"<td style='{td}'></td>")
+            elif r["reached_bound"]:
+                cells.append(f"<td style='{td};background:#4caf5022'>none &le; {r['depth']}</td>")
+            else:
+                cells.append(f"<td style='{td}'>none &le; {r['complete_depth']}*</td>")
+        rows.append(f"<tr><td style='{td}'><b>{escape(' vs '.join(r['eras']))}</b></td>{''.join(cells)}"
+                    f"<td style='{td}'>{r['states']}</td><td style='{td}'>{r['complete_depth']}</td></tr>")
+    return (f"<table class='thp explore' style='border-collapse:collapse;font-size:0.85em'>"
+            f"<tr><th style='{td}'>era</th>{head}<th style='{td}'>states</th><th style='{td}'>depth</th></tr>"
+            f"{''.join(rows)}</table>")
