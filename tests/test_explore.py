@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import random
 import re
+import shlex
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +21,7 @@ from thpviz.eras import ERAS
 from thpviz.explore.alphabet import CHILD_NAMES, Alphabet
 from thpviz.explore.canon import canonical, fingerprint
 from thpviz.explore.cli_explore import DEFAULT_DEPTH
+from thpviz.explore.practice import puzzle
 from thpviz.explore.search import difference, search, step_decisions
 from thpviz.model.world import World
 from thpviz.scenario import parse_file, parse_text, run
@@ -29,6 +32,8 @@ from thpviz.scenario.runner import execute
 #: munmap one half in each process, write
 #: (https://lore.kernel.org/all/20160502104119.GA23305@node.shutemov.name/)
 KIRILL_LENGTH = 7
+EXPLORED = Path(__file__).resolve().parents[1] / "data" / "scenarios" / "explored"
+EXPLORED_FILES = sorted(EXPLORED.glob("*.thp"))
 MODERN_NO_LOSS = ("5.19", "6.15")
 UP_TO_58 = ("4.4", "4.5", "kirill-k1", "andrea-v1", "4.6", "5.8")
 
@@ -341,3 +346,43 @@ def test_several_traces_get_one_file_each(tmp_path, capsys):
     assert files == ["x-andrea-v1-bug.thp", "x-andrea-v1-leak.thp"]
     capsys.readouterr()
     assert main(["check", str(tmp_path)]) == 0
+
+
+# ------------------------------------------------ data/scenarios/explored
+@pytest.mark.slow
+@pytest.mark.parametrize("path", EXPLORED_FILES, ids=lambda p: p.name)
+def test_explored_file_is_what_its_command_finds(tmp_path, path):
+    scn = parse_file(str(path))
+    stored = [s.text for s in scn.statements]
+    cmd = scn.source.split(": ", 1)[1] if scn.source.startswith("found by") else scn.source
+    args = shlex.split(cmd)
+    assert args[0] == "thpviz"
+    if args[1] == "explore":
+        out = tmp_path / "x.thp"
+        assert main([*args[1:], "-q", "-o", str(out)]) == 0
+        assert statements(out) == stored
+    else:
+        assert args[1] == "practice"
+        seed, n = int(args[args.index("-s") + 1]), int(args[args.index("-n") + 1])
+        eras = [args[i + 1] for i, a in enumerate(args) if a == "--era"]
+        assert puzzle(seed, n, eras).statements == stored
+
+
+def test_table_traces_show_what_the_table_says():
+    data = json.loads((EXPLORED / "table.json").read_text())
+    assert {tuple(r["eras"]) for r in data["results"]} == {(e,) for e in ERAS}, "table.json is out of date"
+    for r in data["results"]:
+        era = r["eras"][0]
+        for goal, f in r["findings"].items():
+            scn = parse_text("thp: 8\n" + "\n".join(f["trace"]))
+            assert goal in verdict(scn, era)[1], (era, goal)
+            assert len(f["trace"]) == f["length"] <= r["depth"]
+
+
+@pytest.mark.slow
+def test_table_row_of_46_is_current():
+    data = json.loads((EXPLORED / "table.json").read_text())
+    row = next(r for r in data["results"] if r["eras"] == ["4.6"])
+    r = search([ERAS["4.6"]], Alphabet(), row["depth"], goals=row["goals"])
+    assert {g: f.length for g, f in r.findings.items()} == {g: f["length"] for g, f in row["findings"].items()}
+    assert r.reached_bound == row["reached_bound"]

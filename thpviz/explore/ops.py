@@ -10,8 +10,10 @@ ALL_OPS = (
     "deferred_split",
 )
 #: the default: what the thread's scenarios and the pin-loss catalogue use
+#: (``dma_write``: the device writing through a pin, what a stray write is)
 DEFAULT_OPS = (
     "mmap", "read", "write", "fork", "exit", "munmap", "mprotect", "split_pmd", "pin", "vmsplice", "unpin",
+    "dma_write",
 )
 #: the violations ``--find`` looks for (DESIGN.md)
 GOALS = ("pin-lost", "rmap-broken", "leak", "stray-write", "bug")
