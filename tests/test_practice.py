@@ -96,3 +96,15 @@ def test_widget_new_and_reveal():
     assert "verdict" in w.answer.value
     w.new()
     assert w.seed.value == 2 and "practice puzzle 2" in w.question.value and w.answer.value == ""
+
+
+def test_book_puzzle_file_is_puzzle_2():
+    """book/practice.md explains puzzle 2 and claims verdicts for the stored
+    data/scenarios/explored/practice-2.thp: they must be the same puzzle."""
+    from pathlib import Path
+
+    from thpviz.scenario import parse_file
+
+    path = Path(__file__).resolve().parents[1] / "data" / "scenarios" / "explored" / "practice-2.thp"
+    stored = [s.text for s in parse_file(str(path)).statements]
+    assert puzzle(2, eras=["4.4", "4.5", "kirill-k1", "andrea-v1", "4.6"]).statements == stored

@@ -164,7 +164,7 @@ def _have_tqdm() -> bool:
 
 def run_explore(args) -> int:
     from ..eras import ERAS, get
-    from .report import differ_text, prove_text, results_json, table_text
+    from .report import differ_text, found_text, prove_text, results_json, table_text
     from .search import search
 
     try:
@@ -209,7 +209,7 @@ def run_explore(args) -> int:
         else:
             print(table_text(results, goals))
             print()
-            print(prove_text(results, written) if args.prove else _found_text(results, written))
+            print(prove_text(results, written) if args.prove else found_text(results, written))
     defects = [d for r in results for d in r.defects]
     if defects:
         print("\ninternal inconsistencies of the engine (thpviz bugs) met on the way:", file=sys.stderr)
@@ -219,12 +219,6 @@ def run_explore(args) -> int:
     if args.prove and any(r.findings or not r.reached_bound for r in results):
         return 1
     return 0
-
-
-def _found_text(results, written) -> str:
-    from .report import found_text
-
-    return found_text(results, written)
 
 
 def _write(args, results, cmd) -> dict:
