@@ -36,6 +36,8 @@ EXPLORED = Path(__file__).resolve().parents[1] / "data" / "scenarios" / "explore
 EXPLORED_FILES = sorted(EXPLORED.glob("*.thp"))
 MODERN_NO_LOSS = ("5.19", "6.15")
 UP_TO_58 = ("4.4", "4.5", "kirill-k1", "andrea-v1", "4.6", "5.8")
+FROM_59 = ("5.9", "5.18", "5.19", "6.1", "6.12", "6.15")
+FORK_OPS = ("mmap", "write", "fork", "exit", "pin", "unpin")
 
 
 def explore(tmp_path, *args) -> tuple[int, str]:
@@ -157,11 +159,19 @@ def test_prove_46_rmap_at_the_default_bound(capsys):
 @pytest.mark.parametrize("era", UP_TO_58)
 def test_fork_with_pin_loses_the_pin_up_to_58(era):
     need(era)
-    a = Alphabet(ops=("mmap", "write", "fork", "exit", "pin", "unpin"))
-    f = search([ERAS[era]], a, DEFAULT_DEPTH, goals=["pin-lost"]).findings["pin-lost"]
+    f = search([ERAS[era]], Alphabet(ops=FORK_OPS), DEFAULT_DEPTH, goals=["pin-lost"]).findings["pin-lost"]
     assert any(" fork " in s for s in f.trace) and any(" pin " in s for s in f.trace)
     scn = parse_text("thp: 8\n" + "\n".join(f.trace))
     assert "pin-lost" in verdict(scn, era)[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("era", FROM_59)
+def test_fork_keeps_the_pin_from_59(era):
+    """5.9 copies a maybe-pinned page for the child at fork."""
+    need(era)
+    r = search([ERAS[era]], Alphabet(ops=FORK_OPS), DEFAULT_DEPTH, goals=["pin-lost"])
+    assert r.reached_bound and not r.findings, r.findings
 
 
 @pytest.mark.slow

@@ -82,15 +82,15 @@ class SearchResult:
     def reached_bound(self) -> bool:
         return self.complete_depth >= self.depth
 
-    def missing(self) -> list[str]:
-        return [g for g in self.goals if g not in self.findings]
-
 
 class _Node:
-    __slots__ = ("worlds", "parent", "text", "depth")
+    """A state in the frontier: its worlds (dropped once expanded), and the
+    statement that led to it from its parent."""
 
-    def __init__(self, worlds, parent, text, depth):
-        self.worlds, self.parent, self.text, self.depth = worlds, parent, text, depth
+    __slots__ = ("worlds", "parent", "text")
+
+    def __init__(self, worlds, parent, text):
+        self.worlds, self.parent, self.text = worlds, parent, text
 
     def trace(self) -> list[str]:
         out = []
@@ -252,7 +252,7 @@ def search(eras, alphabet: Alphabet, depth: int, goals=None, differ: bool = Fals
     run = _Run(eras, alphabet, depth, goals, differ, time_limit, stop_when_found, lambda w: w.clone(),
                count_refs)
     res = run.res
-    root = _Node(run.roots(), None, None, 0)
+    root = _Node(run.roots(), None, None)
     visited = {fingerprint(root.worlds)}
     frontier = [root]
     res.per_depth.append(1)
@@ -277,7 +277,7 @@ def search(eras, alphabet: Alphabet, depth: int, goals=None, differ: bool = Fals
                 if fp in visited:
                     continue
                 visited.add(fp)
-                nxt.append(_Node(children, node, st.text, d))
+                nxt.append(_Node(children, node, st.text))
             node.worlds = None  # expanded: only its trace is needed now
         frontier = nxt
         res.complete_depth = d
