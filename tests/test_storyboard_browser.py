@@ -44,6 +44,15 @@ class _Ids(HTMLParser):
                 self.ids.append(v)
 
 
+def frames_of(html: str) -> dict:
+    """(era index, step) -> the HTML of that frame."""
+    out = {}
+    for part in html.split('<div class="thpviz-frame"')[1:]:
+        m = re.match(r' data-frame data-era="(\d+)" data-step="(\d+)"', part)
+        out[(int(m.group(1)), int(m.group(2)))] = part.split('<div class="thpviz-frame"')[0]
+    return out
+
+
 @pytest.fixture(scope="module")
 def page_html():
     need(graphviz_run.available(), "graphviz's dot is not installed")
@@ -81,8 +90,7 @@ def test_storyboard_is_self_contained(page_html):
 
 def test_storyboard_shows_the_anon_vma_move_only_under_andrea_v1(page_html):
     a, *_ = page_html
-    frames = dict(((int(e), int(k)), body) for e, k, body in re.findall(
-        r'data-era="(\d)" data-step="(\d)"[^>]*>(.*?)</div></div>(?=<div class="thpviz-frame"|\n)', a, re.S))
+    frames = frames_of(a)
     last_v1, last_46 = unescape(frames[(0, 7)]), unescape(frames[(1, 7)])
     assert "page->mapping (moved this step)" in last_v1 and "rmap-broken" in last_v1
     assert "moved this step" not in last_46 and "rmap-broken" not in last_46
