@@ -321,7 +321,8 @@ def scene_figure_html(scene, uid: str | None = None, *, bar: bool = True, table:
 
 
 # --------------------------------------------------------------- CSS and JS
-def _legend_html() -> str:
+def legend_html() -> str:
+    """The diagrams' key: fills, edges and labels, as HTML."""
     def sw(color, text):
         return f'<span class="thpviz-sw" style="background:{color}"></span>{_e(text)}'
     items = [
@@ -584,7 +585,7 @@ def storyboard_html(source, eras=None, *, title: str | None = None, uid: str | N
                    f"{_caption(runs[i], k, text)}{_details(scene)}{fig}</div>")
     out.append("</div></div>")
     if legend:
-        out.append(_legend_html())
+        out.append(legend_html())
     out.append("</div>")
     out.append(_SCRIPT)
     return "\n".join(out)
