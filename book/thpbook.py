@@ -47,9 +47,12 @@ SCENARIOS = ROOT / "data" / "scenarios"
 THREAD = ROOT / "data" / "thread.yaml"
 CONFIG = BOOK / "_config.yml"
 
-#: the eras the book discusses, in chronological order (DESIGN.md ids)
-ERA_IDS = tuple(ERAS)
-ERA_LABELS = {e: ERAS[e].title for e in ERA_IDS}
+#: the eras of the 2016 thread, which the chapters' tables show by default
+#: (DESIGN.md ids, in chronological order); later eras are named explicitly
+ERA_IDS = tuple(e for e in ("4.4", "4.5", "kirill-k1", "andrea-v1", "4.6") if e in ERAS)
+#: every era thpviz implements
+ALL_ERA_IDS = tuple(ERAS)
+ERA_LABELS = {e: ERAS[e].title for e in ALL_ERA_IDS}
 LORE = "https://lore.kernel.org/all/{}/"
 
 
@@ -541,3 +544,46 @@ def _md_inline(text: str) -> str:
     out = html.escape(text)
     out = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", out)
     return re.sub(r"`(.+?)`", r"<code>\1</code>", out)
+
+
+# ----------------------------------------------------------------- workshop
+_EXERCISE = re.compile(r"^\*\*Exercise (\w+)\.\*\*\n(.*?)(?=\n\n|\n```|\Z)", re.M | re.S)
+
+
+def workshop_exercises() -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """(notebook title, notebook file name, [(exercise id, text)]) for each
+    workshop notebook, read from ``notebooks/*.md`` (the exercises are the
+    paragraphs that start with ``**Exercise X.**``); the handout and the
+    slides are made from these, so they say what the notebooks say."""
+    out = []
+    for p in sorted(NOTEBOOKS.glob("*.md")):
+        text = p.read_text(encoding="utf-8")
+        items = [(m.group(1), " ".join(m.group(2).split())) for m in _EXERCISE.finditer(text)]
+        if not items:
+            continue
+        m = re.search(r"^# (.+)$", text, re.M)
+        out.append((m.group(1).strip() if m else p.stem, p.name, items))
+    return out
+
+
+def handout():
+    """The workshop's exercises on one printable page, with the verdict
+    vocabulary and the statements a scenario is made of."""
+    parts = ['<div class="handout">']
+    for title, name, items in workshop_exercises():
+        parts.append(f"<h2>{html.escape(title)} <small>(notebooks/{html.escape(name)})</small></h2><ol>")
+        for ex, text in items:
+            parts.append(f"<li><b>{html.escape(ex)}.</b> {_md_inline(text)}</li>")
+        parts.append("</ol>")
+    parts.append(
+        "<h2>Vocabulary</h2><p><b>Decisions</b> of the last write fault: <code>reuse</code>, <code>cow-small</code>,"
+        " <code>cow-huge</code>, <code>new</code>, <code>none</code>. <b>Violations</b>: <code>pin-lost</code>,"
+        " <code>rmap-broken</code>, <code>leak</code>, <code>stray-write</code>, <code>bug</code>, or"
+        " <code>clean</code>.</p><p><b>Statements</b>: <code>P: mmap A</code>, <code>P: read|write R</code>,"
+        " <code>P: pin R ro|rw as NAME</code>, <code>P: vmsplice R as NAME</code>, <code>P: unpin NAME</code>,"
+        " <code>P: fork C</code>, <code>P: exit</code>, <code>P: munmap|dontneed|dontfork R</code>,"
+        " <code>P: mprotect R ro|rw</code>, <code>P: mremap R B</code>, <code>P: split_pmd|split_page R</code>,"
+        " <code>dma_write|dma_read NAME</code>; ranges <code>A</code>, <code>A[i]</code>, <code>A[i:j]</code>.</p>"
+        "<p>Before the session: <code>thpviz doctor</code>.</p>")
+    parts.append("</div>")
+    return _html("".join(parts))

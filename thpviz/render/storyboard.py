@@ -455,8 +455,8 @@ _SCRIPT = """<script>
     lines.forEach(function (l) { l.addEventListener("click", function () { slider.value = l.getAttribute("data-line-step"); show(); }); });
     root.addEventListener("keydown", function (e) {
       if (e.target === slider || e.target.tagName === "BUTTON" || e.target.tagName === "SUMMARY") return;
-      if (e.key === "ArrowRight") { go(1); e.preventDefault(); }
-      if (e.key === "ArrowLeft") { go(-1); e.preventDefault(); }
+      if (e.key === "ArrowRight") { go(1); e.preventDefault(); e.stopPropagation(); }
+      if (e.key === "ArrowLeft") { go(-1); e.preventDefault(); e.stopPropagation(); }
     });
     show();
   }
