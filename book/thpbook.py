@@ -105,21 +105,22 @@ def _html(s: str):
     return HTML(s)
 
 
-#: table styles that follow the book's light/dark theme (pydata-sphinx-theme
-#: sets ``data-theme`` on <html>); the same block works in Jupyter
+#: table and listing styles.  In dark mode myst-nb draws HTML outputs on a
+#: light panel, so these set their own dark-on-light colours in both themes
+#: instead of inheriting the theme's (light) text colour.
 _CSS = """<style>
 table.thp {border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; display: block; overflow-x: auto;
-  max-width: 100%;}
-table.thp th, table.thp td {border: 1px solid #9995; padding: 2px 6px; text-align: left; vertical-align: top;}
-table.thp td code {white-space: normal; overflow-wrap: anywhere; background: transparent; color: inherit;
-  border: 0; padding: 0;}
+  max-width: 100%; background: #fff; color: #1a1a1a;}
+table.thp th, table.thp td {border: 1px solid #9995; padding: 2px 6px; text-align: left; vertical-align: top;
+  color: #1a1a1a;}
+table.thp th {background: #f0f0f0;}
+table.thp td code, .thp-listing p code {white-space: normal; overflow-wrap: anywhere; background: transparent;
+  color: #1a1a1a; border: 0; padding: 0;}
 table.thp td.bad {background: #fbe3d8; color: #5a1a00;} table.thp td.ok {background: #e3f2e5; color: #123b16;}
-html[data-theme=dark] table.thp td.bad {background: #5a2a14; color: #ffe0d0;}
-html[data-theme=dark] table.thp td.ok {background: #1f3d24; color: #d8f5dc;}
-html[data-theme=dark] table.thp th {color: #e8e8e8;}
+table.thp a {color: #0b5394;}
 .thp-listing pre {white-space: pre; overflow-x: auto; max-width: 100%; font-size: 0.85em; padding: 0.5em;
-  border: 1px solid #9995; border-radius: 4px;}
-.thp-listing details {margin: 0.2em 0 0.8em 0;} .thp-listing summary {cursor: pointer;}
+  border: 1px solid #9995; border-radius: 4px; background: #f7f7f7; color: #1a1a1a;}
+.thp-listing details {margin: 0.2em 0 0.8em 0; color: #1a1a1a;} .thp-listing summary {cursor: pointer;}
 </style>"""
 
 

@@ -63,9 +63,13 @@ def linkify(text: str) -> str:
 
 
 _CSS = """<style>
-table.thp-thread {border-collapse: collapse; font-size: 0.85em; display: block; overflow-x: auto; max-width: 100%;}
+table.thp-thread {border-collapse: collapse; font-size: 0.85em; display: block; overflow-x: auto; max-width: 100%;
+  background: #fff; color: #1a1a1a;}
 table.thp-thread th, table.thp-thread td {border: 1px solid #9995; padding: 3px 6px; text-align: left;
-  vertical-align: top;}
+  vertical-align: top; color: #1a1a1a;}
+table.thp-thread th {background: #f0f0f0;}
+table.thp-thread a {color: #0b5394;}
+table.thp-thread code {color: #1a1a1a; background: transparent;}
 table.thp-thread td {overflow-wrap: anywhere;}
 table.thp-thread td.when {white-space: nowrap;}
 .thp-timeline {max-width: 100%; overflow-x: auto;}
