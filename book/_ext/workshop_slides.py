@@ -44,7 +44,10 @@ def _section(root: Path, rel: str, heading: str) -> str:
     rest = text[m.end():]
     end = re.search(rf"^#{{1,{level}}} ", rest, re.M)
     body = rest[:end.start()] if end else rest
-    return re.sub(r"^```\{code-cell\}.*?^```\s*$", "", body, flags=re.S | re.M).strip()
+    body = re.sub(r"^```\{code-cell\}.*?^```\s*$", "", body, flags=re.S | re.M)
+    # links between book pages point at the built pages, next to slides/
+    body = re.sub(r"\]\(([\w-]+)\.md(#[^)]*)?\)", lambda m: f"](../{m.group(1)}.html{m.group(2) or ''})", body)
+    return body.strip()
 
 
 def _markdown(text: str) -> str:
