@@ -38,7 +38,7 @@ from pathlib import Path
 
 import yaml
 
-from thpviz.eras import ERAS
+from thpviz.eras import ERAS, MODERN_ERAS, THREAD_ERAS
 from thpviz.scenario import parse_file, run
 
 BOOK = Path(__file__).resolve().parent
@@ -47,12 +47,13 @@ SCENARIOS = ROOT / "data" / "scenarios"
 THREAD = ROOT / "data" / "thread.yaml"
 CONFIG = BOOK / "_config.yml"
 
-#: the eras of the 2016 thread, which the chapters' tables show by default
-#: (DESIGN.md ids, in chronological order); later eras are named explicitly
-ERA_IDS = tuple(e for e in ("4.4", "4.5", "kirill-k1", "andrea-v1", "4.6") if e in ERAS)
-#: every era thpviz implements
-ALL_ERA_IDS = tuple(ERAS)
-ERA_LABELS = {e: ERAS[e].title for e in ALL_ERA_IDS}
+#: the eras the 2016 chapters discuss, in chronological order (DESIGN.md
+#: ids); the aftermath chapter passes the later ones explicitly
+ERA_IDS = tuple(THREAD_ERAS)
+ALL_ERAS = tuple(ERAS)
+ALL_ERA_IDS = ALL_ERAS
+LATER_ERAS = tuple(MODERN_ERAS)
+ERA_LABELS = {e: ERAS[e].title for e in ALL_ERAS}
 LORE = "https://lore.kernel.org/all/{}/"
 
 
@@ -125,7 +126,7 @@ table.thp a {color: #0b5394;}
 
 
 def _cell(v: str) -> str:
-    bad = any(t in v for t in ("pin-lost", "rmap-broken", "leak", "bug"))
+    bad = any(t in v for t in ("pin-lost", "rmap-broken", "leak", "stray-write", "bug"))
     return f'<td class="{"bad" if bad else "ok"}"><code>{html.escape(v)}</code></td>'
 
 
@@ -223,7 +224,8 @@ def glue(name: str, value) -> None:
 # -------------------------------------------------------------------- counters
 COUNTER_ORDER = (
     "page_count", "page_mapcount", "compound_mapcount", "mapcount", "double_map",
-    "total_mapcount", "page_trans_huge_mapcount",
+    "total_mapcount", "page_trans_huge_mapcount", "pincount", "anon_exclusive",
+    "entire_mapcount", "large_mapcount", "maybe_shared", "mapping",
 )
 
 
