@@ -120,6 +120,7 @@ def render_deck(root: Path) -> str:
 .reveal h1, .reveal h2 {{ font-family: Helvetica, Arial, sans-serif; text-transform: none; }}
 .reveal section {{ text-align: left; }}
 .reveal .thpviz-storyboard {{ font-size: 14px; max-height: 620px; overflow: auto; }}
+.reveal .thpviz-storyboard h4 {{ text-transform: none; font-size: 16px; font-family: Helvetica, Arial, sans-serif; }}
 .reveal .thpviz-pic {{ max-height: 420px; }}
 .reveal ol.exercises {{ font-size: 22px; }}
 .reveal .where {{ font-size: 16px; color: #555; }}
