@@ -31,15 +31,18 @@ import numpy as np
 from ..model.memmap import KIND_ZERO
 from ..model.mm import Pmd
 from ..scenario.report import fault_runs
+from .fields import HEAD_COUNTERS, head_counters, read_fields, subpage_fields  # noqa: F401 (HEAD_COUNTERS re-exported)
 
-#: counters shown for a THP head, in this order, when the era has them
-HEAD_COUNTERS = ("page_count", "compound_mapcount", "total_mapcount", "page_trans_huge_mapcount")
+#: candidate pages confirmed with the engine's own ``world.rmap_walk``
+#: (beyond this many, the vectorised test -- the same condition -- decides)
+RMAP_WALKS = 64
 
 
 @dataclass
 class Cell:
     """Frames ``[lo, hi)`` (offsets inside the drawn page) with the same
-    per-frame state."""
+    per-subpage state (every field of :func:`~thpviz.render.fields.subpage_fields`;
+    the data version may differ: ``data``..``data_hi``)."""
 
     port: str
     lo: int
@@ -48,10 +51,20 @@ class Cell:
     mapcount: int  # logical _mapcount (includes the PageDoubleMap bias)
     page_mapcount: int  # era.counter("page_mapcount") of the first frame
     pins: int  # GUP references on each frame of the cell
-    data: int  # version stamp of the contents
+    data: int  # lowest version stamp of the contents
     refcount: int  # order-0 pages: page_count of each page; THP: 0
     freed: bool
     changed: bool = False
+    data_hi: int = -1  # highest version stamp (== data when all frames hold the same)
+    values: dict = field(default_factory=dict)  # every subpage field -> its value
+    #: a drawing may merge cells (:mod:`thpviz.render.fold`): how many
+    #: uniform runs this cell stands for, and each field's (min, max)
+    runs: int = 1
+    ranges: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.data_hi < 0:
+            self.data_hi = self.data
 
 
 @dataclass
@@ -183,6 +196,7 @@ class Scene:
     violations: dict  # kind -> list of detail strings (engine's words)
     step: object = None  # StepResult or None
     faults: list[str] = field(default_factory=list)  # one line per fault run of the step
+    fields: list = field(default_factory=list)  # the era's per-subpage fields (thpviz.render.fields)
 
     def page(self, pid: str) -> Page:
         for p in self.pages:
@@ -213,12 +227,13 @@ def _entries(mm, nr: int, ext: int):
     return entry.pfn, entry.write, "pte"
 
 
-def _prev_mapcount(mem, era, pfns: np.ndarray) -> np.ndarray:
-    """The era's logical ``_mapcount`` of each frame in an earlier snapshot
-    (-1 for frames that did not exist yet)."""
-    out = np.full(len(pfns), -1, dtype=np.int64)
-    ok = pfns < mem.size
-    out[ok] = era.mapcount_frames(mem, pfns[ok])
+def _prev_values(prev, f, pfns: np.ndarray, default: int = -1) -> np.ndarray:
+    """Field ``f`` of each frame in an earlier snapshot (``default`` for
+    frames that did not exist yet)."""
+    out = np.full(len(pfns), default, dtype=np.int64)
+    ok = pfns < prev.mem.size
+    if ok.any():
+        out[ok] = f.values(prev, pfns[ok])
     return out
 
 
@@ -232,18 +247,13 @@ def _arr(mem, name: str, pfns: np.ndarray, default):
 
 
 def violations_of(world) -> dict:
-    """The state violations the engine finds in ``world`` (no event
-    violations: those need the step)."""
+    """The state violations the engine finds in ``world``: exactly what
+    :func:`thpviz.invariants.check` returns after a step (no event
+    violations: those need the step), so a new kind is drawn as soon as the
+    invariants report it."""
     from .. import invariants
 
-    out = {}
-    lost = invariants.pin_lost(world)
-    if lost:
-        out["pin-lost"] = lost
-    broken = invariants.rmap_broken(world)
-    if broken:
-        out["rmap-broken"] = broken
-    return out
+    return dict(invariants.check(world))
 
 
 # ------------------------------------------------------------------- the pages
@@ -309,61 +319,59 @@ def _zero_pages(world) -> list[Page]:
     ]
 
 
-def _fill_page(world, prev, page: Page, cuts: set) -> None:
-    """Cells and header counters of one drawn page."""
+def _fill_page(world, prev, page: Page, cuts: set, fields) -> None:
+    """Cells and header counters of one drawn page.  A cell ends where a
+    per-subpage field (:func:`~thpviz.render.fields.subpage_fields`)
+    changes, where a mapping run or a pin begins or ends, and where what
+    changed in this step begins or ends."""
     mem, era = world.mem, world.era
     a, n = page.start, page.n
     fr = np.arange(a, a + n, dtype=np.int64)
     if page.kind == "zero":
         page.cells = [Cell("s0", 0, n, a, 0, 0, 0, 0, 0, False)]
         return
-    mc = era.mapcount_frames(mem, fr)
-    fields = [mc, mem.pins[fr], mem.data[fr], mem.freed[fr]]
-    if page.kind == "order0":
-        fields.append(mem.refcount[fr])
+    order0 = page.kind == "order0"
+    used = [f for f in fields if order0 or not f.order0]
+    vals = read_fields(world, used, fr, order0)
+    freed = mem.freed[fr]
     brk = np.zeros(n, dtype=bool)
     brk[0] = True
-    for f in fields:
-        brk[1:] |= f[1:] != f[:-1]
+    for v in list(vals.values()) + [freed]:
+        brk[1:] |= v[1:] != v[:-1]
     for c in cuts:
         if 0 < c < n:
             brk[c] = True
+    data = mem.data[fr]
     if prev is not None:
         pm = prev.mem
-        ch = (
-            (_prev_mapcount(pm, era, fr) != mc)
-            | (_arr(pm, "pins", fr, -1) != mem.pins[fr])
-            | (_arr(pm, "data", fr, -1) != mem.data[fr])
-            | (_arr(pm, "freed", fr, True) != mem.freed[fr])
-            | (fr >= pm.size)
-        )
-        if page.kind == "order0":
-            ch |= (_arr(pm, "refcount", fr, -1) != mem.refcount[fr]) | (
-                _arr(pm, "head", fr, -1) != mem.head[fr])
+        ch = (_arr(pm, "data", fr, -1) != data) | (_arr(pm, "freed", fr, True) != freed) | (fr >= pm.size)
+        for f in used:
+            ch |= _prev_values(prev, f, fr) != vals[f.name]
+        if order0:
+            ch |= _arr(pm, "head", fr, -1) != mem.head[fr]
         brk[1:] |= ch[1:] != ch[:-1]
     else:
         ch = np.zeros(n, dtype=bool)
+    starts = np.nonzero(brk)[0]
+    dmin = np.minimum.reduceat(data, starts)
+    dmax = np.maximum.reduceat(data, starts)
     cells = []
     for i, (lo, hi) in enumerate(_runs(brk)):
         p = a + lo
+        values = {k: int(v[lo]) for k, v in vals.items()}
         cells.append(Cell(
             port=f"s{i}", lo=lo, hi=hi, pfn=p,
-            mapcount=int(mc[lo]),
+            mapcount=values["mapcount"],
             page_mapcount=int(era.counter("page_mapcount", mem, p)),
-            pins=int(mem.pins[p]), data=int(mem.data[p]),
-            refcount=int(mem.refcount[p]) if page.kind == "order0" else 0,
-            freed=bool(mem.freed[p]), changed=bool(ch[lo]),
+            pins=values["pins"], data=int(dmin[i]), data_hi=int(dmax[i]),
+            refcount=values.get("refcount", 0) if order0 else 0,
+            freed=bool(freed[lo]), changed=bool(ch[lo]), values=values,
         ))
     page.cells = cells
     page.pincount = int(mem.pins[fr].sum())
     if page.kind == "thp":
         page.double_map = bool(mem.double_map[a])
-        page.head_counters = {
-            name: int(era.counter(name, mem, a)) for name in HEAD_COUNTERS if name in era.counters
-        }
-        if "compound_mapcount" not in era.counters:
-            # 4.4: the head's _mapcount counts the PMDs (page_mapcount of the head)
-            page.head_counters["page_mapcount"] = int(era.counter("page_mapcount", mem, a))
+        page.head_counters = {name: int(era.counter(name, mem, a)) for name in head_counters(era)}
     if prev is not None:
         pm = prev.mem
         if a >= pm.size or (page.kind == "thp" and pm.head[a] != a) or (
@@ -586,8 +594,9 @@ def build_scene(world, prev=None, step=None) -> Scene:
     used |= {t.page for p in pins for t in p.targets}
     drawn = [p for p in pages] + [z for z in zero if z.id in used]
     index = {id(p): k for k, p in enumerate(all_pages)}
+    fields = subpage_fields(world)
     for p in drawn:
-        _fill_page(world, prev, p, cuts[index[id(p)]])
+        _fill_page(world, prev, p, cuts[index[id(p)]], fields)
 
     by_id = {p.id: p for p in drawn}
     for pr in procs:
@@ -614,31 +623,45 @@ def build_scene(world, prev=None, step=None) -> Scene:
     for pn in pins:
         if pn.id in taken:
             pn.id = f"pin:{pn.name}"
-    return Scene(world.nr, world.era, procs, drawn, pins, avs, viol, step, fault_lines)
+    return Scene(world.nr, world.era, procs, drawn, pins, avs, viol, step, fault_lines, fields)
 
 
 def _mark_unreachable(world, procs, pages) -> None:
-    """Rows the rmap walk from ``page->mapping`` cannot reach
-    (``world.rmap_walk``): the engine's own walk, page by page."""
+    """Rows the rmap walk from ``page->mapping`` cannot reach.  The engine's
+    own walk (``world.rmap_walk``) decides, page by page; to stay fast with
+    thousands of order-0 pages it is asked only about the pages a quick
+    vectorised test flags (the walk's own condition: ``page->mapping`` is
+    not among the anon_vmas the mapping VMA links), and beyond
+    :data:`RMAP_WALKS` such pages that test decides."""
     mem = world.mem
     rows = {}
+    cand: dict[int, list] = {}
     for pr in procs:
+        mm = world.mms[pr.name]
         for v in pr.vmas:
+            links = np.array([int(a[2:]) for a in v.avcs], dtype=np.int64)
             for r in v.rows:
                 rows.setdefault(pr.name, []).append(r)
-    for pg in pages:
-        if pg.kind == "zero" or pg.freed:
+                pf = world.lookup(mm, np.arange(r.lo, r.hi, dtype=np.int64))
+                pf = pf[(pf >= 0) & (mem.kind[np.maximum(pf, 0)] != KIND_ZERO)]
+                if not len(pf):
+                    continue
+                heads = np.unique(mem.head[pf])
+                bad = heads[~np.isin(mem.mapping[heads], links)]
+                for h in bad.tolist():
+                    cand.setdefault(h, []).append(r)
+    for i, (h, rs) in enumerate(sorted(cand.items())):
+        av = int(mem.mapping[h])
+        name = f"av{av}" if av >= 0 else "none"
+        if i >= RMAP_WALKS:
+            for r in rs:
+                r.unreachable = name
             continue
-        heads = [pg.start] if pg.kind == "thp" else range(pg.start, pg.start + pg.n)
-        for h in heads:
-            if mem.freed[h]:
-                continue
-            _, missed = world.rmap_walk(int(h))
-            av = int(mem.mapping[h])
-            for mm, lo, hi, _level in missed:
-                for r in rows.get(mm.name, ()):
-                    if r.lo < hi and r.hi > lo:
-                        r.unreachable = f"av{av}" if av >= 0 else "none"
+        _, missed = world.rmap_walk(int(h))
+        for mm, lo, hi, _level in missed:
+            for r in rows.get(mm.name, ()):
+                if r.lo < hi and r.hi > lo:
+                    r.unreachable = name
 
 
 def _anon_vmas(world, prev, procs, pages) -> list[AnonVmaNode]:
