@@ -437,3 +437,73 @@ def test_one_dot_for_many_graphs_gives_what_one_dot_per_graph_gives():
     r = snapshots(VFIO, "4.5")
     texts = [d for _, _, d in all_frames(r)][-4:]
     assert graphviz_run.render_many_svg(texts) == [graphviz_run.render(d, "svg").decode() for d in texts]
+
+
+# ------------------------------------------------------------------ timeline
+SMALL_THREAD = {
+    "messages": [
+        {"id": "M01", "date": "2016-04-28T10:20:51-06:00", "author": "A", "replies_to": None, "status": "read"},
+        {"id": "M02", "date": "2016-04-28T18:00:00+00:00", "author": "B", "replies_to": "M01", "status": "read"},
+        {"id": "M03", "date": "2016-05-02T10:41:19+03:00", "author": "C", "replies_to": "M02", "status": "Q"},
+        {"id": "M04", "date": "2016-05-20T09:00:00+00:00", "author": "A", "replies_to": "M99", "status": "read"},
+    ],
+    "commits": [
+        {"id": "6d0a07edd17c", "date": "2016-05-05T12:00:00", "role": "fix"},
+        {"id": "53f9263baba6", "date": "2016-01-15T12:00:00", "role": "bisected"},
+    ],
+}
+
+
+def _points(ax):
+    """(x, y, size, colour, marker path) of every scatter point of a panel."""
+    out = []
+    for coll in ax.collections:
+        sizes = coll.get_sizes()
+        colors = coll.get_facecolors()
+        for i, off in enumerate(coll.get_offsets()):
+            out.append((float(off[0]), float(off[1]), float(sizes[i % len(sizes)]),
+                        tuple(round(c, 3) for c in colors[i % len(colors)][:3])))
+    return out
+
+
+def test_timeline_draws_every_message_its_replies_and_the_fix():
+    from datetime import datetime, timezone
+
+    from matplotlib.colors import to_rgb
+    from matplotlib.dates import date2num
+
+    from thpviz.render.timeline import timeline_figure
+
+    fig = timeline_figure(SMALL_THREAD, highlight=["M03"])
+    top, *zooms = fig.axes
+    assert len(zooms) == 2
+    pts = _points(top)
+    assert len(pts) == len(SMALL_THREAD["messages"])
+    authors = ["A", "B", "C"]
+    for m in SMALL_THREAD["messages"]:
+        x = date2num(datetime.fromisoformat(m["date"]).astimezone(timezone.utc))
+        y = authors.index(m["author"])
+        match = [p for p in pts if abs(p[0] - x) < 1e-6 and p[1] == y]
+        assert len(match) == 1, m["id"]
+        big = m["id"] == "M03"
+        vermillion = tuple(round(c, 3) for c in to_rgb("#d55e00"))
+        assert (match[0][3] == vermillion) == big and (match[0][2] > 40) == big, m["id"]
+    # a line per reply whose parent is known (M04's parent is not), a dashed
+    # line per fix commit and none for the other roles
+    lines = [ln for ln in top.get_lines() if ln.get_linestyle() == "-"]
+    assert len(lines) == 2
+    dashed = [ln for ln in top.get_lines() if ln.get_linestyle() == "--"]
+    assert len(dashed) == 1
+    assert abs(date2num(dashed[0].get_xdata()[0]) - date2num(datetime(2016, 5, 5, 12, tzinfo=timezone.utc))) < 1e-6
+    # the zoom panels show only the messages inside them
+    assert len(_points(zooms[0])) == 2 and len(_points(zooms[1])) == 1
+    fig.savefig(io.BytesIO(), format="png")
+
+
+def test_timeline_of_the_real_thread_index():
+    from thpviz.render.timeline import load_thread, timeline_figure
+
+    thread = load_thread()
+    fig = timeline_figure(thread, highlight=["M01"])
+    assert len(_points(fig.axes[0])) == len(thread["messages"]) > 0
+    fig.savefig(io.BytesIO(), format="png")
