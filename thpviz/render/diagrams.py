@@ -150,6 +150,31 @@ def render_async(source, callback=None, timeout: float = graphviz_run.DEFAULT_TI
     return fut
 
 
+_SIZE = re.compile(r'<svg\b[^>]*?\bwidth="([\d.]+)(pt|px)?"[^>]*?\bviewBox="[\d.-]+ [\d.-]+ ([\d.]+) [\d.]+"', re.S)
+_FONT_SIZE = re.compile(r'font-size="([\d.]+)"')
+
+
+def svg_width_px(svg: str) -> float:
+    """The natural width of an SVG from ``dot``, in CSS px (1 pt = 4/3 px)."""
+    m = _SIZE.search(svg)
+    if not m:
+        raise ValueError("not an SVG with a width and a viewBox")
+    return float(m.group(1)) * (4 / 3 if m.group(2) in (None, "pt") else 1)
+
+
+def smallest_text_px(svg: str, content_width: float = 750.0) -> float:
+    """The smallest text of an SVG from ``dot``, in CSS px, when a page shows
+    it at its natural size but at most ``content_width`` px wide (a book's
+    content column, where figures are shrunk to fit and never enlarged)."""
+    m = _SIZE.search(svg)
+    if not m:
+        raise ValueError("not an SVG with a width and a viewBox")
+    shown = min(svg_width_px(svg), content_width)
+    scale = shown / float(m.group(3))
+    sizes = [float(x) for x in _FONT_SIZE.findall(svg)]
+    return min(sizes) * scale if sizes else float("inf")
+
+
 _PROLOG = re.compile(r"^\s*<\?xml[^>]*>\s*(<!DOCTYPE[^>]*>\s*)?(<!--.*?-->\s*)*", re.S)
 _ID = re.compile(r'\b(id|href|xlink:href)="(#?)([^"]*)"')
 _URL = re.compile(r"url\(#([^)]*)\)")

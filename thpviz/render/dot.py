@@ -446,8 +446,10 @@ def alt_text(scene: Scene, title: str | None = None) -> str:
     if scene.pins:
         parts.append(f"Pins: {name_range([p.name for p in scene.pins])}.")
     if st is not None:
-        for n in step_notes(st, scene.faults):
-            parts.append((f"{n.violation}: {n.text}" if n.violation else n.text).rstrip(".") + ".")
+        parts.extend(n.text.rstrip(".") + "." for n in step_notes(st, scene.faults) if not n.violation)
+    # violations as the caption lists them: every kind the engine reports
+    for kind in violation_kinds(scene.violations):
+        parts.extend(f"{kind}: {d}".rstrip(".") + "." for d in scene.violations[kind])
     if not scene.violations:
         parts.append("No violation.")
     return _CONTROL.sub(" ", " ".join(parts)).replace("\n", " ")
