@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from conftest import IN_CI, KIRILL, SCENARIOS
 
-from thpviz.eras import get
+from thpviz.eras import ERAS, get
 from thpviz.render import graphviz_run
 from thpviz.render.dot import CHANGED, RMAP, run_dot, scene_dot
 from thpviz.render.fold import plan
@@ -111,6 +111,10 @@ def svg_id(s):
 
 CASES = [(VFIO, "4.5"), (VFIO, "4.6"), (KIRILL, "andrea-v1"), (KIRILL, "4.6"), (BIG, "4.5"),
          (BIG, "4.6"), (SPLIT, "4.5"), (SPLIT, "4.4")]
+# the same states under the eras after the thread (each skips until main has it)
+MODERN = ("5.8", "5.9", "5.19", "6.1", "6.12", "6.15")
+CASES += [pytest.param(src, era, marks=pytest.mark.skipif(era not in ERAS, reason=f"era {era} not implemented yet"))
+          for src in (VFIO, BIG, SPLIT) for era in MODERN]
 
 
 @pytest.mark.parametrize("src,era", CASES)
@@ -261,6 +265,9 @@ def test_every_run_is_uniform_in_the_engine_state(src, era):
                         continue
                     assert (np.asarray(f.values(w, fr)) == c.values[f.name]).all(), (k, p.id, f.name)
                 assert (mem.data[fr].min(), mem.data[fr].max()) == (c.data, c.data_hi)
+                if "anon_exclusive" in era_obj.counters:
+                    for f in fr[:3].tolist() + fr[-3:].tolist():
+                        assert era_obj.counter("anon_exclusive", mem, f) == c.values["anon_exclusive"], (k, p.id)
                 assert c.page_mapcount == era_obj.counter("page_mapcount", mem, int(fr[0]))
             if p.kind == "thp":
                 for name in HEAD_COUNTERS:
@@ -507,3 +514,84 @@ def test_timeline_of_the_real_thread_index():
     fig = timeline_figure(thread, highlight=["M01"])
     assert len(_points(fig.axes[0])) == len(thread["messages"]) > 0
     fig.savefig(io.BytesIO(), format="png")
+
+
+# ------------------------------------------------------- the modern state
+PIN_FORK = SCENARIOS / "regression" / "pin-fork-write-child-alive.thp"
+UNSHARE = """\
+thp: 8
+P: mmap A
+P: write A
+P: fork C
+C: pin A[3] ro as dma
+"""
+
+#: which era first has what (DESIGN.md's era table and its commits)
+SINCE = {
+    "FOLL_PIN": "5.8",  # 3faa52c03f44 (5.7) is in every modelled era from 5.8
+    "has_pinned": "5.9",  # 008cfe4418b3
+    "anon_exclusive": "5.19",  # 6c287605fd56
+    "_mm_id slots": "6.15",  # 6af8cb80d3a9
+}
+ORDER = ["4.4", "4.5", "kirill-k1", "andrea-v1", "4.6", "5.8", "5.9", "5.18", "5.19", "6.1", "6.12", "6.15"]
+
+
+def since(what, era):
+    return ORDER.index(era) >= ORDER.index(SINCE[what])
+
+
+@pytest.mark.parametrize("era", list(ERAS))
+def test_the_modern_state_is_shown_exactly_in_the_eras_that_have_it(era):
+    r = snapshots(PIN_FORK, era)
+    dot = run_dot(r, 4, legend=False)  # after the fork
+    sc = build_scene(r.snapshots[4], r.snapshots[3], r.steps[3])
+    pin = node_label(dot, "dma")
+    assert ("FOLL_PIN" in pin) == since("FOLL_PIN", era) and ("FOLL_GET" in pin) != since("FOLL_PIN", era)
+    assert ("has_pinned" in node_label(dot, "P")) == since("has_pinned", era)
+    if since("has_pinned", era):
+        assert "has_pinned 1" in node_label(dot, "P") and "has_pinned 0" in node_label(dot, "C")
+    assert ("anon_exclusive" in [f.name for f in sc.fields]) == since("anon_exclusive", era)
+    assert ("_mm_id slots" in dot) == since("_mm_id slots", era)
+    # the head shows every counter function the era has, and no other
+    h1 = sc.page("H1")
+    want = [n for n in HEAD_COUNTERS if n in get(era).counters]
+    assert [n for n in h1.head_counters if n != "page_mapcount"] == want
+    for name, value in h1.head_counters.items():
+        assert value == get(era).counter(name, r.snapshots[4].mem, h1.start)
+    # dirty bits: in the eras whose rules read or carry them (6.1's
+    # mprotect upgrade needs a dirty PTE; 6.4+ carries the bit at a split)
+    assert (" dirty →" in dot) == (era in ("6.1", "6.12", "6.15"))
+
+
+def test_owner_slots_name_the_mms_that_map_the_folio():
+    if "6.15" not in ERAS:
+        pytest.skip("era 6.15 not implemented yet")
+    r = snapshots("thp: 8\nP: mmap A\nP: write A\nP: fork C\n", "6.15")
+    w = r.world  # P and C map H1 by PMD
+    h = head_of(w, "H1")
+    sc = build_scene(w)
+    ids = {m.id: m.name for m in w.mms.values()}
+    slots = [(int(w.mem.slot_mm[h]), int(w.mem.slot_count[h])), (int(w.mem.slot_mm2[h]), int(w.mem.slot_count2[h]))]
+    want = ", ".join("free" if i == 0 else f"{ids[i]}×{n}" for i, n in slots)
+    assert sc.page("H1").slots == want and "free" not in want
+
+
+def test_fork_time_copies_and_unshare_faults_are_annotated_on_their_rows():
+    if "5.19" not in ERAS:
+        pytest.skip("era 5.19 not implemented yet")
+    # 5.9+: fork gives the child a copy of the maybe-pinned page; before, it shares
+    for era, copied in (("4.5", False), ("5.9", True), ("6.15", True)):
+        if era not in ERAS:
+            continue
+        r = snapshots(PIN_FORK, era)
+        step = r.steps[3]
+        assert (any(e.kind == "fork-copy" for e in step.events)) == copied
+        lab = node_label(run_dot(r, 4, legend=False), "C").replace("&#160;", " ")
+        assert ("copied at fork (maybe pinned)" in lab) == copied, era
+        assert "write fault" not in lab
+    # 5.19+: a R/O pin of a shared page unshares it: an unshare fault, not a write fault
+    for era, unshare in (("4.6", False), ("5.19", True), ("6.15", True)):
+        r = snapshots(UNSHARE, era)
+        lab = node_label(run_dot(r, None, legend=False), "C").replace("&#160;", " ")
+        assert ("unshare fault:" in lab) == unshare, era
+        assert "write fault" not in lab

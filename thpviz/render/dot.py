@@ -144,8 +144,9 @@ def _proc_label(pr) -> str:
     the SVG) followed by its page-table runs (ports ``r<n>``)."""
     col = proc_color(pr.color)
     fc = _text_on(col)
+    pinned = "" if pr.has_pinned is None else f" · has_pinned {int(pr.has_pinned)}"
     rows = [f'<TR><TD PORT="mm" BGCOLOR="{col}" ALIGN="LEFT"><FONT COLOR="{fc}"><B>{h(pr.name)}</B>'
-            f'  mm {pr.mm_id}</FONT></TD></TR>']
+            f'  mm {pr.mm_id}{pinned}</FONT></TD></TR>']
     if pr.exited_now:
         rows.append(f'<TR><TD BGCOLOR="{CHANGED}" ALIGN="LEFT"><B>exited (exit/exec):</B>{_BR}'
                     'all mappings gone</TD></TR>')
@@ -179,7 +180,8 @@ def _vma_rows(pr, v) -> str:
             f'<B>{what} {h(v.where)}</B> {h(" ".join(bits))}{_BR}{h(" · ".join(second))}</TD></TR>']
     for r in v.rows:
         bg = VIOL_FILL if r.unreachable else (CHANGED if r.changed else "#FFFFFF")
-        text = f'{h(r.where)}  <B>{h(r.what)}</B> {h(r.write)} → {h(r.target)}'
+        bits = r.write + (" dirty" if r.dirty else "")
+        text = f'{h(r.where)}  <B>{h(r.what)}</B> {h(bits)} → {h(r.target)}'
         if r.fault:
             text += f'{_BR}<I>{h(r.fault)}</I>'
         if r.unreachable:
@@ -259,9 +261,13 @@ def _page_label(page, scene) -> str:
     if page.kind == "thp":
         for name, value in page.head_counters.items():
             items.append((name, value, name in page.changed))
-        items.append(("GUP pins", page.pincount, "pins" in page.changed))
+        if "pincount" not in page.head_counters:
+            # before 5.8 the pins are plain references in page_count: say how many
+            items.append(("GUP pins", page.pincount, "pins" in page.changed))
         if "double_map" in scene.era.counters or page.double_map:
             items.append(("PageDoubleMap", "yes" if page.double_map else "no", "double_map" in page.changed))
+    if page.slots is not None:
+        items.append(("_mm_id slots", page.slots, "slots" in page.changed))
     items.append(("mapping", page.mapping or "none", "mapping" in page.changed))
     rows.append(_counters(items))
     rows.extend(_cell_td(page, c, scene.fields) for c in page.cells)
@@ -271,7 +277,7 @@ def _page_label(page, scene) -> str:
 
 def _pin_label(pn) -> str:
     border = VERMILLION if pn.lost else PURPLE
-    kind = f"pin {'rw' if pn.write else 'ro'}" if pn.kind == "pin" else "vmsplice reference (ro)"
+    kind = (f"pin {'rw' if pn.write else 'ro'}" if pn.kind == "pin" else "vmsplice ref ro") + f" · {pn.flag}"
     bg = CHANGED if pn.new else _tint(PURPLE, 0.45)
     rows = [f'<TR><TD PORT="h" ALIGN="LEFT" BGCOLOR="{bg}"><B>{h(pn.name)}</B>  {h(kind)}</TD></TR>']
     owner = pn.owner + ("" if pn.owner_alive else " (exited)")

@@ -55,6 +55,16 @@ def _mapcount(world, frames):
     return world.era.mapcount_frames(world.mem, frames)
 
 
+def _anon_exclusive(world, frames):
+    """PageAnonExclusive as :func:`thpviz.eras.counters.anon_exclusive` reads
+    it, for many frames at once: the head's flag while a PMD maps the THP,
+    else the subpage's own (``tests/test_render.py`` checks the two agree)."""
+    mem = world.mem
+    heads = mem.head[frames]
+    pmd = (mem.nr[heads] > 1) & (mem.cmc[heads] > 0)
+    return np.where(pmd, mem.anon_exclusive[heads], mem.anon_exclusive[frames]).astype(np.int64)
+
+
 def _mem(name: str):
     def read(world, frames):
         return getattr(world.mem, name)[frames]
@@ -80,8 +90,8 @@ def subpage_fields(world) -> list[SubpageField]:
         out.append(SubpageField("refs", "ref", "FOLL_GET references held by a pipe (vmsplice) on this frame",
                                 _mem("refs"), _count_label("ref")))
     if "anon_exclusive" in era.counters and hasattr(mem, "anon_exclusive"):
-        out.append(SubpageField("anon_exclusive", "excl", "PageAnonExclusive of the struct page",
-                                _mem("anon_exclusive"), lambda v: "excl" if v else "shared"))
+        out.append(SubpageField("anon_exclusive", "excl", "PageAnonExclusive (5.19+), as the kernel reads it",
+                                _anon_exclusive, lambda v: "excl" if v else None))
     out.append(SubpageField("refcount", "count", "page_count of an order-0 page", _mem("refcount"),
                             lambda v: f"count {v}", order0=True))
     return out
@@ -100,3 +110,36 @@ def head_counters(era) -> list[str]:
 def read_fields(world, fields: list[SubpageField], frames: np.ndarray, order0: bool) -> dict[str, np.ndarray]:
     """``{field name: values}`` of the fields that apply to a page kind."""
     return {f.name: np.asarray(f.values(world, frames)) for f in fields if order0 or not f.order0}
+
+
+def shows_dirty(era) -> bool:
+    """Whether the era's rules read or carry the PMD/PTE dirty bit (6.1's
+    mprotect upgrade needs a dirty PTE; from 6.4 a PMD split carries the
+    bit to the PTEs): only then do the diagrams show it."""
+    return getattr(era, "mprotect_upgrade_pte", None) == "dirty" or bool(getattr(era, "split_keeps_dirty", False))
+
+
+def shows_has_pinned(era) -> bool:
+    """Whether the era has ``mm->has_pinned`` (5.9, 008cfe4418b3): the eras
+    whose fork reads it (``needs_cow_for_dma``)."""
+    return hasattr(era, "needs_cow_for_dma")
+
+
+def pin_flag(era, kind: str) -> str:
+    """How GUP took a ``pin`` (FOLL_PIN from 5.8, FOLL_GET before) or a
+    ``vmsplice`` reference (FOLL_GET in every era)."""
+    return "FOLL_PIN" if kind == "pin" and getattr(era, "foll_pin", False) else "FOLL_GET"
+
+
+def owner_slots(world, h: int) -> str | None:
+    """6.15's two owner slots of a large folio (``folio->_mm_id`` and
+    ``_mm_id_mapcount``) as "P×2, free", or None in eras without them."""
+    mem = world.mem
+    if not getattr(world.era, "tracks_mm_ids", False) or not hasattr(mem, "slot_mm"):
+        return None
+    names = {m.id: m.name for m in world.mms.values()}
+    out = []
+    for mm_id, count in ((int(mem.slot_mm[h]), int(mem.slot_count[h])),
+                         (int(mem.slot_mm2[h]), int(mem.slot_count2[h]))):
+        out.append("free" if mm_id == 0 else f"{names.get(mm_id, f'mm {mm_id}')}×{count}")
+    return ", ".join(out)

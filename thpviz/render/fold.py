@@ -78,6 +78,7 @@ class DrawRow:
     fault: str | None = None
     unreachable: str | None = None
     runs: int = 1
+    dirty: bool | None = None
 
 
 @dataclass
@@ -105,6 +106,7 @@ class DrawProc:
     exited_now: bool
     unmapped: list
     vmas: list
+    has_pinned: bool | None = None
 
 
 @dataclass
@@ -234,7 +236,8 @@ def _page_groups(scene: Scene, budget: Budget, bad_pages: set):
             continue
         role = "own" if p.mapping is not None and own.get(p.id) == {p.mapping} else p.mapping
         cells = tuple((c.lo, c.hi, tuple(sorted(c.values.items())), c.freed) for c in p.cells)
-        sig = (p.kind, p.n, tuple(p.head_counters.items()), p.double_map, p.freed, role, p.origin is None, cells)
+        sig = (p.kind, p.n, tuple(p.head_counters.items()), p.double_map, p.freed, role, p.origin is None, p.slots,
+               cells)
         sigs.setdefault(sig, []).append(p)
     alias: dict[str, str] = {}
     for members in sigs.values():
@@ -320,9 +323,10 @@ def _proc_groups(scene: Scene, budget: Budget, group: dict, bad_procs: set):
             continue
         if any(v.changed or any(r.changed or r.fault or r.unreachable for r in v.rows) for v in pr.vmas):
             continue
-        sig = (pr.alive, tuple(
+        sig = (pr.alive, pr.has_pinned, tuple(
             (v.where, v.write, v.dontcopy, v.anon_vma is None,
-             tuple((r.where, r.level, r.write, group.get(r.page, r.page), r.page_lo, r.page_hi) for r in v.rows))
+             tuple((r.where, r.level, r.write, r.dirty, group.get(r.page, r.page), r.page_lo, r.page_hi)
+                   for r in v.rows))
             for v in pr.vmas))
         sigs.setdefault(sig, []).append(pr)
     for members in sigs.values():
@@ -346,7 +350,7 @@ def _draw_rows(scene, v, group, alias, page_of, port_of, budget) -> list[DrawRow
         node = alias.get(r.page, r.page)
         head = (node, port_of(r.page, r.page_lo))
         pg = page_of[r.page]
-        key = (r.level, r.write, r.fault, r.unreachable, r.changed, group.get(r.page, r.page),
+        key = (r.level, r.write, r.fault, r.unreachable, r.changed, r.dirty, group.get(r.page, r.page),
                r.page_lo, r.page_hi)
         if last is not None and last[0] == key and last[1] == r.lo and not r.unreachable:
             d = last[2]
@@ -361,7 +365,7 @@ def _draw_rows(scene, v, group, alias, page_of, port_of, budget) -> list[DrawRow
             last = (key, r.hi, d, first)
             continue
         d = DrawRow("", r.where, r.level, "PMD" if r.level == "pmd" else "PTE", "rw" if r.write else "ro",
-                    r.target, [head], r.changed, r.fault, r.unreachable)
+                    r.target, [head], r.changed, r.fault, r.unreachable, dirty=r.dirty)
         rows.append(d)
         last = (key, r.hi, d, pg.title)
     if len(rows) > budget.rows_per_vma:
@@ -511,7 +515,7 @@ def plan(scene: Scene, budget: Budget = DEFAULT_BUDGET) -> Drawing:
                 r.port = f"r{n}"
                 n += 1
         d.procs.append(DrawProc(pr.name, pr.mm_id, pr.color, pr.alive, pr.new, pr.exited_now,
-                                list(pr.unmapped), vmas))
+                                list(pr.unmapped), vmas, pr.has_pinned))
     d.proc_folds = seen_folds
     by_name = {p.name: p for p in d.procs}
     for fold in seen_folds:

@@ -31,7 +31,16 @@ import numpy as np
 from ..model.memmap import KIND_ZERO
 from ..model.mm import Pmd
 from ..scenario.report import fault_runs
-from .fields import HEAD_COUNTERS, head_counters, read_fields, subpage_fields  # noqa: F401 (HEAD_COUNTERS re-exported)
+from .fields import (  # noqa: F401 (HEAD_COUNTERS re-exported)
+    HEAD_COUNTERS,
+    head_counters,
+    owner_slots,
+    pin_flag,
+    read_fields,
+    shows_dirty,
+    shows_has_pinned,
+    subpage_fields,
+)
 
 #: candidate pages confirmed with the engine's own ``world.rmap_walk``
 #: (beyond this many, the vectorised test -- the same condition -- decides)
@@ -86,6 +95,7 @@ class Page:
     changed: set = field(default_factory=set)  # names of head fields that changed
     new: bool = False
     mapping_moved: bool = False
+    slots: str | None = None  # 6.15: the folio's two owner slots ("P×1, C×1")
 
     def cell_at(self, off: int) -> Cell:
         for c in self.cells:
@@ -125,6 +135,7 @@ class Row:
     changed: bool = False
     fault: str | None = None  # "write fault: reuse"
     unreachable: str | None = None  # anon_vma the rmap walk starts from, if it misses this run
+    dirty: bool | None = None  # the entries' dirty bit, in eras whose rules read it (else None)
 
 
 @dataclass
@@ -151,6 +162,7 @@ class Proc:
     unmapped: list[str] = field(default_factory=list)  # runs that disappeared this step
     new: bool = False
     exited_now: bool = False
+    has_pinned: bool | None = None  # mm->has_pinned, in eras that have it (else None)
 
 
 @dataclass
@@ -171,6 +183,7 @@ class PinNode:
     kind: str  # "pin" | "ref"
     write: bool
     where: str
+    flag: str = "FOLL_GET"  # how GUP took it in this era: FOLL_PIN or FOLL_GET
     targets: list[PinTarget] = field(default_factory=list)
     excused: bool = False  # the owner unmapped/moved/exited: the pin promises nothing there
     new: bool = False
@@ -225,6 +238,16 @@ def _entries(mm, nr: int, ext: int):
     if isinstance(entry, Pmd):
         return np.arange(entry.head, entry.head + nr, dtype=np.int64), np.full(nr, entry.write), "pmd"
     return entry.pfn, entry.write, "pte"
+
+
+def _dirty(mm, nr: int, ext: int) -> np.ndarray:
+    """The dirty bit of each entry of one extent (False where the model
+    has none)."""
+    entry = mm.pt[ext]
+    if isinstance(entry, Pmd):
+        return np.full(nr, bool(getattr(entry, "dirty", False)))
+    d = getattr(entry, "dirty", None)
+    return np.zeros(nr, dtype=bool) if d is None else d
 
 
 def _prev_values(prev, f, pfns: np.ndarray, default: int = -1) -> np.ndarray:
@@ -372,6 +395,7 @@ def _fill_page(world, prev, page: Page, cuts: set, fields) -> None:
     if page.kind == "thp":
         page.double_map = bool(mem.double_map[a])
         page.head_counters = {name: int(era.counter(name, mem, a)) for name in head_counters(era)}
+        page.slots = owner_slots(world, a)
     if prev is not None:
         pm = prev.mem
         if a >= pm.size or (page.kind == "thp" and pm.head[a] != a) or (
@@ -390,6 +414,8 @@ def _fill_page(world, prev, page: Page, cuts: set, fields) -> None:
                 page.mapping_moved = True
             if pm.freed[a] != mem.freed[a]:
                 page.changed.add("freed")
+            if page.slots is not None and owner_slots(prev, a) != page.slots:
+                page.changed.add("slots")
             if int(pm.pins[a:a + n].sum()) != page.pincount:
                 page.changed.add("pins")
 
@@ -416,6 +442,7 @@ def _proc_rows(world, prev, mm, owner: np.ndarray, pages: list[Page], cuts: list
         nodes.append(node)
     vstarts = np.array([v.start for v in vmas], dtype=np.int64)
     vends = np.array([v.end for v in vmas], dtype=np.int64)
+    dirty_shown = shows_dirty(world.era)
     rowno = 0
     for ext in sorted(mm.pt):
         base = ext * nr
@@ -433,9 +460,14 @@ def _proc_rows(world, prev, mm, owner: np.ndarray, pages: list[Page], cuts: list
         consecutive = (pf[1:] == pf[:-1] + 1) | (zero[1:] & zero[:-1])
         brk[1:] = (present[1:] != present[:-1]) | (node_of[1:] != node_of[:-1]) | ~consecutive | (
             wr[1:] != wr[:-1]) | (vi[1:] != vi[:-1])
+        dt = _dirty(mm, nr, ext) if dirty_shown else None
+        if dt is not None:
+            brk[1:] |= dt[1:] != dt[:-1]
         if prev_mm is not None and prev_mm.alive and ext in prev_mm.pt:
             ppf, pwr, plevel = _entries(prev_mm, nr, ext)
             ch = (ppf != pf) | (pwr != wr) | (plevel != level)
+            if dt is not None:
+                ch |= _dirty(prev_mm, nr, ext) != dt
         else:
             ch = np.ones(nr, dtype=bool) if prev is not None else np.zeros(nr, dtype=bool)
         brk[1:] |= ch[1:] != ch[:-1]
@@ -459,6 +491,7 @@ def _proc_rows(world, prev, mm, owner: np.ndarray, pages: list[Page], cuts: list
                 port=f"r{rowno}", lo=lo, hi=hi, where=mm.describe(lo, hi), level=level,
                 write=bool(wr[s]), page=page.id, page_lo=plo, page_hi=phi,
                 target=page.sub_name(plo, phi, mem, whole=level == "pmd"), cell="", changed=bool(ch[s]),
+                dirty=None if dt is None else bool(dt[s]),
             )
             rowno += 1
             f = [dec for (a0, a1, dec) in fault_at.get(mm.name, ()) if a0 < hi and a1 > lo]
@@ -517,7 +550,8 @@ def _pins(world, prev, owner, pages, cuts, lost_names) -> list[PinNode]:
         where = mm.describe(lo, hi) if mm is not None else f"@{lo:#x}"
         node = PinNode(
             id=pin.name, name=pin.name, owner=pin.owner, owner_alive=alive, kind=pin.kind,
-            write=bool(pin.write), where=where, excused=bool(pin.excused.all()),
+            write=bool(pin.write), where=where, flag=pin_flag(world.era, pin.kind),
+            excused=bool(pin.excused.all()),
         )
         if prev is not None:
             pp = prev.pins.get(pin.name)
@@ -580,6 +614,8 @@ def build_scene(world, prev=None, step=None) -> Scene:
         if not mm.alive and not was_alive:
             continue
         pr = Proc(mm.name, mm.id, mm.alive, i)
+        if shows_has_pinned(world.era):
+            pr.has_pinned = bool(getattr(mm, "has_pinned", False))
         if prev is not None:
             pr.new = mm.name not in prev.mms
             pr.exited_now = was_alive and not mm.alive
@@ -617,6 +653,7 @@ def build_scene(world, prev=None, step=None) -> Scene:
 
     if "rmap-broken" in viol:
         _mark_unreachable(world, procs, drawn)
+    _mark_fork_copies(step, procs, by_id)
 
     avs = _anon_vmas(world, prev, procs, drawn)
     taken = {pr.name for pr in procs} | {p.id for p in drawn} | {a.id for a in avs} | {"device", "pipe"}
@@ -624,6 +661,24 @@ def build_scene(world, prev=None, step=None) -> Scene:
         if pn.id in taken:
             pn.id = f"pin:{pn.name}"
     return Scene(world.nr, world.era, procs, drawn, pins, avs, viol, step, fault_lines, fields)
+
+
+def _mark_fork_copies(step, procs, pages: dict) -> None:
+    """A fork that gave the child private copies (5.9+, of pages that may be
+    pinned) reports it as an event of the fork step (``fork-copy``), not
+    as a fault; the child's rows that map the pages allocated by this step
+    say so."""
+    if step is None or step.stmt.op != "fork" or not any(e.kind == "fork-copy" for e in step.events):
+        return
+    child = step.stmt.args.get("child")
+    for pr in procs:
+        if pr.name != child:
+            continue
+        for v in pr.vmas:
+            for r in v.rows:
+                pg = pages.get(r.page)
+                if pg is not None and pg.new and pg.kind != "zero":
+                    r.fault = "copied at fork (maybe pinned)"
 
 
 def _mark_unreachable(world, procs, pages) -> None:
