@@ -378,6 +378,37 @@ def test_counter_strip_draws_the_engine_mapcounts():
     fig.savefig(io.BytesIO(), format="png")
 
 
+def test_counter_strip_marks_exclusive_subpages_and_references():
+    from matplotlib.patches import Rectangle
+
+    from thpviz.render.plots import counter_strip
+
+    # 6.15 reuses subpages of a PTE-mapped THP and marks them exclusive
+    # (1da190f4d0a6); 5.19 copies them; 4.6 has no such flag
+    text = "thp: 16\nP: mmap A\nP: write A\nP: split_pmd A\nP: fork C\nC: munmap A\nP: write A[3:6]\n" \
+           "P: vmsplice A[9] as r\n"
+    for era in ("4.6", "5.19", "6.15"):
+        if era not in ERAS:
+            continue
+        r = snapshots(text, era)
+        w = r.world
+        fig = counter_strip(w, page="H1")
+        ax = fig.axes[0]
+        lane = [p for p in ax.patches if isinstance(p, Rectangle) and p.get_gid() == "anon_exclusive"]
+        covered = set()
+        for p in lane:
+            covered.update(range(int(p.get_x()), int(p.get_x() + p.get_width())))
+        h = head_of(w, "H1")
+        want = {i for i in range(16) if "anon_exclusive" in w.era.counters
+                and w.era.counter("anon_exclusive", w.mem, h + i)}
+        assert covered == want, era
+        assert bool(want) == (era == "6.15")
+        assert ("PageAnonExclusive" in [t.get_text() for t in ax.get_yticklabels()]) == ("anon_exclusive" in
+                                                                                         w.era.counters)
+        refs = [ln for ln in ax.get_lines() if ln.get_gid() == "refs"]
+        assert [round(float(ln.get_xdata()[0]) - 0.5) for ln in refs] == [9]
+
+
 def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "thpviz.cli", *args], capture_output=True, text=True)
 
