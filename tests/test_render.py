@@ -425,7 +425,11 @@ def test_cli_render_writes_dot_and_svg(tmp_path):
         svg = tmp_path / "f.svg"
         p = run_cli("render", str(VFIO), "--era", "4.6", "-o", str(svg))
         assert p.returncode == 0, p.stderr
-        assert ET.fromstring(svg.read_bytes()).tag.endswith("svg")
+        root = ET.fromstring(svg.read_bytes())
+        assert root.tag.endswith("svg") and root.get("role") == "img" and "line 17" in root.get("aria-label")
+        p = run_cli("render", str(VFIO), "--era", "4.6", "--layout", "narrow", "-o", str(out))
+        assert p.returncode == 0, p.stderr
+        assert "rankdir=TB" in out.read_text()
 
 
 def test_thpviz_help_imports_no_drawing_library():
