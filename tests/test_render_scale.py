@@ -457,3 +457,15 @@ def test_control_characters_in_a_title_never_reach_the_dot_text():
     assert not re.search(r"[\x00-\x08\x0b-\x1f\u2028\u2029]", dot)
     svg = Diagram(dot).svg()
     assert ET.fromstring(svg.encode()).get("aria-label").startswith("a hidden line and more")
+
+
+@pytest.mark.parametrize("n", [7, 20])
+def test_a_vma_with_many_links_is_summarised_even_when_few_processes_are_drawn(n):
+    """A fork chain folds into P, a group and the last child: few links in
+    all, but the last child alone links n anon_vmas."""
+    d = plan(last_scene(stress.fork_chain(n)))
+    last = next(p for p in d.procs if p.name == f"C{n - 1}")
+    [v] = last.vmas
+    assert len(v.avcs) == n and d.avc_summarised
+    assert set(v.avc_drawn) == {"av0", f"av{n - 1}"}
+    assert len(d.av_rows) == 2

@@ -302,8 +302,8 @@ def _rmap_label(d: Drawing) -> str:
     rows = ['<TR><TD ALIGN="LEFT"><B>anon_vma tree</B></TD></TR>']
     for a in d.av_rows:
         bg = CHANGED if a.new else AV_FILL
-        indent = "&#160;&#160;&#160;" * a.depth + ("└&#160;" if a.depth else "")
-        extra = " (root)" if a.root else ""
+        indent = "&#160;&#160;&#160;" * min(a.depth, 6) + ("└&#160;" if a.depth else "")
+        extra = " (root)" if a.root else (f" (depth {a.depth})" if a.depth > 6 else "")
         if a.via:
             extra += f" (via {a.via} more)"
         rows.append(f'<TR><TD PORT="{a.id}" ALIGN="LEFT" BGCOLOR="{bg}">{indent}<B>{h(a.id)}</B>{h(extra)}</TD></TR>')

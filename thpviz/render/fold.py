@@ -18,7 +18,8 @@ scale:
   changed, where a violation is) and merges the others into mixed cells
   that show each field's range;
 * ``anon_vma_chain`` links are summarised when there are many (a fork chain
-  of n processes has n(n+1)/2): a VMA keeps the link to its own anon_vma
+  of n processes has n(n+1)/2; more than ``avc_links`` in all, or more
+  than ``avc_per_vma`` on one VMA): a VMA keeps the link to its own anon_vma
   and the links from the anon_vmas its pages' ``page->mapping`` point at
   (where the rmap walk starts); its label counts the others;
 * the anon_vma tree shows the anon_vmas something drawn refers to, an
@@ -57,7 +58,8 @@ class Budget:
     cells_per_page: int = 24
     rows_per_vma: int = 12
     vmas_per_proc: int = 8
-    avc_links: int = 24  # draw every anon_vma_chain link up to this many
+    avc_links: int = 24  # draw every anon_vma_chain link up to this many in all ...
+    avc_per_vma: int = 6  # ... and up to this many per VMA
     edges_per_row: int = 3
 
 
@@ -545,11 +547,12 @@ def plan(scene: Scene, budget: Budget = DEFAULT_BUDGET) -> Drawing:
     # the reverse map
     mappings = {p.mapping for p in drawn_pages if p.mapping and p.kind != "zero" and not p.freed}
     total_links = sum(len(v.avcs) for p in d.procs for v in p.vmas)
-    d.avc_summarised = total_links > budget.avc_links
+    every = total_links <= budget.avc_links
     want = set(mappings)
     for p in d.procs:
         for v in p.vmas:
-            if d.avc_summarised:
+            if not every or len(v.avcs) > budget.avc_per_vma:
+                d.avc_summarised = True
                 shown = tuple(a for a in v.avcs if a == v.anon_vma or a in mappings)
             else:
                 shown = tuple(v.avcs)
