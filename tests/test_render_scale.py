@@ -469,3 +469,21 @@ def test_a_vma_with_many_links_is_summarised_even_when_few_processes_are_drawn(n
     assert len(v.avcs) == n and d.avc_summarised
     assert set(v.avc_drawn) == {"av0", f"av{n - 1}"}
     assert len(d.av_rows) == 2
+
+
+def test_children_that_each_copied_their_own_thp_fold_with_their_pages():
+    n = 30
+    lines = ["thp: 512", "P: mmap A", "P: write A"] + [f"P: fork C{i}" for i in range(1, n)]
+    lines += [f"C{i}: write A[5]" for i in range(1, n)]
+    sc = last_scene("\n".join(lines) + "\n")
+    d = plan(sc)
+    [pf] = d.page_folds
+    [f] = d.proc_folds
+    # C1 and its copy H2 are drawn; C2..C28 and their copies H3..H29 are one
+    # node each, and the group of processes points at the group of pages
+    assert f.like == "C1" and f.names == [f"C{i}" for i in range(2, 29)]
+    assert pf.like == "H2" and pf.titles == [f"H{i}" for i in range(3, 30)]
+    assert d.fold_edges == [(f.id, pf.id, "h", 27)]
+    assert pf.mappings == [f"av{i}" for i in range(2, 29)]
+    dot = scene_dot(sc, legend=False)
+    assert "v1–v2" in dot

@@ -220,7 +220,7 @@ def cell_text(page, c, fields) -> list[str]:
             bits.append(h(t))
         if f.name == "mapcount" and c.runs == 1 and c.page_mapcount != c.mapcount:
             bits.append(f"page_mapcount {c.page_mapcount}")
-    bits.append(f"v{c.data}" if c.data == c.data_hi else f"v{c.data}–{c.data_hi}")
+    bits.append(f"v{c.data}" if c.data == c.data_hi else f"v{c.data}–v{c.data_hi}")
     if page.kind == "order0" and c.freed and not page.freed:
         bits.append("freed")
     head = f"<B>{_sub_range(c.lo, c.hi)}</B>"

@@ -522,10 +522,14 @@ def plan(scene: Scene, budget: Budget = DEFAULT_BUDGET) -> Drawing:
     by_name = {p.name: p for p in d.procs}
     for fold in seen_folds:
         heads = []
+        page_fold_of = {f.like: f.id for f in d.page_folds}
         for v in by_name[fold.like].vmas:
             for r in v.rows:
                 for node, port in r.heads[:1]:
-                    hd = (node, "h" if r.level == "pmd" else port)
+                    # the folded processes map pages like the representative's:
+                    # if those are folded too, point at the group
+                    hd = (page_fold_of[node], "h") if node in page_fold_of else (
+                        node, "h" if r.level == "pmd" else port)
                     if hd not in heads and len(heads) < budget.edges_per_row:
                         heads.append(hd)
         fold.heads = heads
