@@ -631,8 +631,9 @@ def summary_dot(scene: Scene, d: Drawing, *, title=None, caption=True, name="thp
         if len(details) > 5:
             rows.append(f'<TR><TD ALIGN="LEFT" BGCOLOR="{VIOL_FILL}">… and {len(details) - 5} more '
                         f'{h(kind)}</TD></TR>')
-    out.append(f'"summary" [label=<<TABLE BORDER="1" CELLBORDER="0" CELLSPACING="0" CELLPADDING="3" '
-               f'COLOR="#555555" BGCOLOR="#FFFFFF">{"".join(rows)}</TABLE>>];')
+    table = (f'<<TABLE BORDER="1" CELLBORDER="0" CELLSPACING="0" CELLPADDING="3" COLOR="#555555" '
+             f'BGCOLOR="#FFFFFF">{"".join(rows)}</TABLE>>')
+    out.append(f'"summary" [label={_nbsp(table)}];')
     out.append("}")
     return "\n".join(out) + "\n"
 
