@@ -6,7 +6,8 @@ snapshots and formats what the engine computed.  It never decides a verdict
 itself.  Drawing is delegated to ``thpviz.render`` (readable SVG figures,
 storyboards) and ``thpviz.cost``; the thread appendix, which is about the
 emails rather than the model, is made by ``thpthread.py`` from
-``data/thread.yaml``.
+``data/thread.yaml`` (the PNG timeline of ``thpviz.render.timeline`` is
+still offered by :func:`timeline`).
 
 Predict, then reveal: a scenario listing hides its ``expect`` lines and the
 values of its ``assert`` lines behind a reveal control, and storyboards hide
@@ -453,6 +454,15 @@ def thread() -> dict:
 
 def messages() -> dict[str, dict]:
     return {m["id"]: m for m in thread()["messages"]}
+
+
+def timeline(highlight=()):
+    """Every message of the thread on a time axis, drawn by
+    :func:`thpviz.render.timeline.timeline_figure` from ``data/thread.yaml``;
+    ``highlight``: message ids drawn larger.  Returns a PNG image output."""
+    from thpviz.render.timeline import timeline_figure
+
+    return figure(timeline_figure(thread(), highlight))
 
 
 def figure(fig, dpi: int = 100):
