@@ -487,25 +487,28 @@ def links(*ids: str) -> str:
 #: the annotated diagram of the introduction: (graphviz title of a node or
 #: edge, where on it the marker goes, what it means)
 KEY_MARKS = (
-    ("av0", "topleft", "An **anon_vma** (green box): av0 is the root, av1 its child made by the fork; the arrow "
-                       "between them is the anon_vma tree."),
-    ("av0->P:w", "mid", "A **dotted green edge** is an `anon_vma_chain` link: the VMA at its end is searched by "
-                        "an rmap walk that starts at that anon_vma."),
+    ("anon_vma tree", "topleft", "The **anon_vma tree** (green box): av0 is the root, av1 its child made by the "
+                                 "fork, indented under it."),
+    ("anon_vma tree:e->P:w", "mid", "A **dotted green edge** is an `anon_vma_chain` link: the VMA at its end is "
+                                    "searched by an rmap walk that starts at that anon_vma."),
     ("P", "topleft", "A **process** (`mm`), one colour each: its VMA on the first row (range, protection, "
                      "anon_vma and chain links), then its page-table entries as runs."),
-    ("C:r0->H1:s1", "mid", "An edge from a run of entries to the subpages it maps: **thin** for PTEs, **thick** for "
-                           "a PMD. An **open arrow head** means the entries are write-protected (the next write "
-                           "faults); a filled one means writable."),
+    ("C:r0->H1:w", "mid", "An edge from a run of entries to the subpages it maps: **thin** for PTEs, **thick** for "
+                          "a PMD. An **open arrow head** means the entries are write-protected (the next write "
+                          "faults); a filled one means writable."),
     ("H1", "topleft", "A **THP** (`H1`): the head's counters on top, then its subpages in runs with their logical "
                       "`_mapcount` (`mc`, also the shade) and the version of their data (`v1`, `v2`)."),
-    ("H1:h->av1", "mid", "The **thick green edge** is `page->mapping`: the anon_vma an rmap walk of this page "
-                         "starts from. Here it has just moved (yellow: changed in this step)."),
-    ("P:r0->H1:s0", "mid", "A **dashed vermillion edge** is a violation: here a mapping the rmap walk cannot reach "
-                           "(`rmap-broken`); for `pin-lost` it joins a pin to the page the CPU no longer maps."),
+    ("H1:h->anon_vma tree:av1", "mid", "The **thick green edge** is `page->mapping`: the anon_vma an rmap walk of "
+                                       "this page starts from. Here it has just moved (yellow: changed in this step)."),
+    ("P:r0->H1:w", "mid", "A **dashed vermillion edge** is a violation: here a mapping the rmap walk cannot reach "
+                          "(`rmap-broken`); for `pin-lost` it joins a pin to the page the CPU no longer maps."),
 )
 
 
 def _svg_point(svg: str, title: str, where: str) -> tuple[float, float] | None:
+    """Where to put a marker on the node or edge titled ``title`` in a
+    graphviz SVG (graph coordinates): a node's top left corner, or a point
+    on an edge's curve half way along it, kept inside the picture."""
     t = html.escape(title).replace("-", "&#45;")
     i = svg.find(f"<title>{t}</title>")
     if i < 0:
@@ -516,8 +519,23 @@ def _svg_point(svg: str, title: str, where: str) -> tuple[float, float] | None:
         return None
     pts = [tuple(map(float, p.split(","))) for p in re.findall(r"-?[\d.]+,-?[\d.]+", m.group(1))]
     if where == "topleft":
-        return min(p[0] for p in pts) - 4, min(p[1] for p in pts) - 4
-    return pts[len(pts) // 2]
+        x, y = min(p[0] for p in pts) - 4, min(p[1] for p in pts) - 4
+    else:
+        # a cubic path: a start point, then (control, control, point) per
+        # segment; the marker sits half way along the middle segment
+        segs = [pts[i:i + 4] for i in range(0, len(pts) - 3, 3)]
+        if not segs:
+            return None
+        p0, c1, c2, p3 = segs[len(segs) // 2]
+        x = (p0[0] + 3 * c1[0] + 3 * c2[0] + p3[0]) / 8
+        y = (p0[1] + 3 * c1[1] + 3 * c2[1] + p3[1]) / 8
+    g = re.search(r'<g id="graph0"[^>]*translate\(([-\d.]+) ([-\d.]+)\)', svg)
+    vb = re.search(r'viewBox="[-\d.]+ [-\d.]+ ([\d.]+) ([\d.]+)"', svg)
+    if g and vb:
+        tx, ty, w, h = (float(g.group(1)), float(g.group(2)), float(vb.group(1)), float(vb.group(2)))
+        x = min(max(x, 11 - tx), w - 11 - tx)
+        y = min(max(y, 11 - ty), h - 11 - ty)
+    return x, y
 
 
 def annotated_key(scenario_text: str, era: str = "andrea-v1"):

@@ -240,7 +240,7 @@ def test_storyboard_in_headless_chromium(page_html, tmp_path):
                 assert visible(second)[:2] == ("1", "1")
                 assert visible(first)[:2] == ("1", "6")
                 # an SVG diagram is drawn
-                assert first.locator("[data-frame]:visible svg").count() == 1
+                assert first.locator("[data-frame]:visible .thpviz-lr svg").count() == 1
             finally:
                 ctx.close()
     finally:

@@ -37,7 +37,6 @@ frame is still shown, at readable size.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import itertools
 import os
 import re
@@ -113,33 +112,18 @@ def mask_assert(text: str) -> str:
 
 
 def alt_text(scene) -> str:
-    """A text equivalent of a diagram, from the step's notes (what the
-    engine reported) and the drawn pages' counters."""
-    st = scene.step
-    parts = ["Before the first statement." if st is None else f"After line {st.stmt.line}, {st.stmt.text}."]
-    if st is not None:
-        parts += [n.text if not n.violation else f"{n.violation}: {n.text}" for n in step_notes(st, scene.faults)]
+    """A text equivalent of a diagram: the renderer's own
+    (:func:`thpviz.render.dot.alt_text`, made from the step's notes), plus
+    each drawn page's head counters, which the notes do not list."""
+    from .dot import alt_text as render_alt
+
+    parts = [render_alt(scene)]
     for p in scene.pages:
-        if p.kind == "zero":
+        if p.kind == "zero" or not p.head_counters:
             continue
         bits = [f"{k} {v}" for k, v in p.head_counters.items()]
-        if p.pincount:
-            bits.append(f"{p.pincount} GUP pin{'s' if p.pincount != 1 else ''}")
-        if p.mapping:
-            bits.append(f"mapping {p.mapping}")
-        if p.freed:
-            bits.append("freed")
-        kind = {"thp": "THP", "order0": "order-0 pages"}.get(p.kind, p.kind)
-        parts.append(f"{p.title} ({kind}): " + (", ".join(bits) or "no counters shown") + ".")
-    mapped = []
-    for pr in scene.procs:
-        rows = [f"{r.where} by {r.level.upper()} to {r.target}{'' if r.write else ' (write-protected)'}"
-                for v in pr.vmas for r in v.rows]
-        if rows:
-            mapped.append(f"{pr.name} maps " + "; ".join(rows))
-    if mapped:
-        parts.append(". ".join(mapped) + ".")
-    return " ".join(p.strip() for p in parts if p.strip())
+        parts.append(f"{p.title}: " + ", ".join(bits) + ".")
+    return " ".join(parts)
 
 
 # ------------------------------------------------------------ counter table
@@ -273,22 +257,12 @@ def figure_html(svg: str, *, uid: str, alt: str, table: str = "", svg_narrow: st
     return "".join(out)
 
 
-def _narrow_dot_supported() -> str | None:
-    """The keyword of :func:`thpviz.render.dot.scene_dot` that asks for a
-    top-to-bottom layout, if this version of the renderer has one."""
-    params = inspect.signature(scene_dot).parameters
-    for name in ("rankdir", "layout", "direction"):
-        if name in params:
-            return name
-    return None
-
-
 def scene_dots(scene, name: str, narrow: bool = True) -> tuple[str, str | None]:
-    """DOT text of a scene for wide screens, and for narrow ones when the
-    renderer offers a top-to-bottom layout (else None)."""
+    """DOT text of a scene for wide screens (left to right), and with
+    ``narrow`` the same diagram stacked top to bottom for narrow screens
+    (:func:`thpviz.render.dot.scene_dot`'s ``layout="narrow"``)."""
     wide = scene_dot(scene, legend=False, caption=False, name=name)
-    key = _narrow_dot_supported() if narrow else None
-    tall = scene_dot(scene, legend=False, caption=False, name=name + "-tb", **{key: "TB"}) if key else None
+    tall = scene_dot(scene, legend=False, caption=False, name=name + "-tb", layout="narrow") if narrow else None
     return wide, tall
 
 
