@@ -47,8 +47,10 @@ def test_player_step_slider_moves_the_displayed_state():
     p = ScenarioPlayer(str(VFIO), "4.5")
     seen = []
     p.slider.observe(lambda ch: seen.append(ch["new"]), names="value")
+    p.wait()
     before = (p.statement.value, p.diagram.value, p.table.value)
     p.slider.value = 7  # P: write A[5] -> do_huge_pmd_wp_page
+    p.wait()
     assert seen == [7] and p.step == 7
     assert (p.statement.value, p.diagram.value, p.table.value) != before
     assert "P: write A[5]" in text_of(p.statement.value)
@@ -74,6 +76,33 @@ def test_player_era_control_reruns_and_keeps_the_step():
     assert "page_trans_huge_mapcount" in p.table.value  # 4.6 has the counter; 4.5 did not
     p.era_picker.value = "4.5"
     assert "cow-huge" in text_of(p.details.value)
+
+
+def test_diagrams_are_laid_out_off_the_main_thread_with_a_placeholder(monkeypatch):
+    """A click never waits for dot: the placeholder shows at once and the
+    diagram replaces it when the worker is done; a newer step wins."""
+    import threading
+
+    from thpviz.render import graphviz_run
+
+    gate = threading.Event()
+    real = graphviz_run.render_svg
+
+    def slow(text, timeout=60.0):
+        gate.wait(10)
+        return real(text, timeout)
+
+    monkeypatch.setattr(graphviz_run, "render_svg", slow)
+    graphviz_run.clear_cache()
+    p = ScenarioPlayer(str(VFIO), "4.5", start=2)
+    assert "laying out the diagram" in p.diagram.value
+    p.slider.value = 3  # the reader moves on before step 2 is drawn
+    assert "laying out the diagram" in p.diagram.value
+    gate.set()
+    p.wait()
+    assert "<svg" in p.diagram.value and "laying out" not in p.diagram.value
+    assert "after line" in p.diagram.value.lower() or 'role="img"' in p.diagram.value
+    assert "P: pin A[5] rw as dma" in p.diagram.value  # step 3's alt text, not step 2's
 
 
 def test_player_counter_table_shows_the_era_counters():
@@ -192,9 +221,11 @@ def test_sandbox_keeps_nothing_the_kernel_refuses_and_undo_goes_back():
     assert len(sb.lines) == n and "refused" in sb.message.value
     sb.do("mprotect_rw")
     assert sb.do("write")
+    sb.wait()
     shown = sb.diagram.value
     sb.undo()
-    assert sb.lines[-1] == "P: mprotect A rw" and sb.diagram.value != shown
+    sb.wait()
+    assert sb.lines[-1] == "P: mprotect A rw" and sb.diagram.value != shown and "<svg" in shown
     assert "P: write A" not in sb.source.value and sb.source.value == sb.text
 
 

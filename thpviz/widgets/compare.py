@@ -111,7 +111,6 @@ class EraCompare(panels.Stepping, widgets.VBox):
         scn = self.scenario
         era_objs = [era_of(x) for x in eras] if eras else eras_for(scn)
         self.uid = f"thpviz-compare-{next(_ids)}"
-        self._svg: dict[tuple[str, int], str] = {}
         self._runs: dict[str, object] = {}
         self.era_ids: list[str] = []
         self.runs: list = []
@@ -203,10 +202,16 @@ class EraCompare(panels.Stepping, widgets.VBox):
         boxes = []
         for _ in self.runs:
             col = {"verdict": widgets.HTML(), "details": widgets.HTML(), "diagram": widgets.HTML()}
+            col["drawing"] = panels.AsyncDiagram(col["diagram"], fit=True)
             self.columns.append(col)
             boxes.append(widgets.VBox([col["verdict"], col["details"], col["diagram"]],
                                       layout=widgets.Layout(flex="1 1 0", min_width="0")))
         self.columns_box.children = boxes
+
+    def wait(self) -> None:
+        """Block until every column's diagram of the current step is drawn."""
+        for col in self.columns:
+            col["drawing"].wait()
 
     def show(self, k: int) -> None:
         scenes = [panels.scene_at(r, k) for r in self.runs]
@@ -215,9 +220,7 @@ class EraCompare(panels.Stepping, widgets.VBox):
             col["verdict"].value = panels.verdict_html(r) if self.reveal.value else \
                 f'<div style="{panels._BOX}"><b>{panels.e(era_id)}</b></div>'
             col["details"].value = panels.details_html(sc)
-            if (era_id, k) not in self._svg:
-                self._svg[(era_id, k)] = panels.diagram_html(sc, f"{self.uid}-{era_id}-{k}", fit=True)
-            col["diagram"].value = self._svg[(era_id, k)]
+            col["drawing"].show(sc, f"{self.uid}-{era_id}-{k}")
         self.table.value = comparison_html(self.era_ids, scenes)
         if self.slider.value != k:
             self.slider.value = k

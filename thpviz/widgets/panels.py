@@ -8,6 +8,7 @@ Every value comes from the run (the runner's step results) or from
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from html import escape
 
 import ipywidgets as widgets
@@ -17,7 +18,7 @@ from ..render.dot import VIOL_FILL, scene_dot
 from ..render.scene import build_scene
 from ..render.source import comment_of
 from ..render.storyboard import counter_table_html as _counter_table
-from ..render.storyboard import note_items, page_rows, scene_figure_html  # noqa: F401 (page_rows: compare)
+from ..render.storyboard import _STYLE, alt_text, figure_html, note_items, page_rows, scene_figure_html  # noqa: F401
 
 _BOX = ("background:#FBFAF6;color:#1A1A1A;font-family:Helvetica,Arial,sans-serif;font-size:13px;"
         "padding:4px 6px;border-radius:4px")
@@ -37,14 +38,64 @@ def scene_at(run, k: int):
 def diagram_html(scene, uid: str, fit: bool = False) -> str:
     """The diagram as a readable inline-SVG figure (:mod:`thpviz.render.storyboard`:
     readable size, scrolling in its box; ``fit``: shrunk to the box), or the
-    DOT text if graphviz is missing.  Widget HTML runs no script, so the
-    figure has no buttons here: the widget's own controls replace them."""
+    DOT text if graphviz is missing.  Rendered now, on this thread; the
+    widgets use :class:`AsyncDiagram` instead."""
     try:
         fig = scene_figure_html(scene, uid, bar=False, table=False)
     except graphviz_run.GraphvizMissing as err:
         dot = scene_dot(scene, legend=False, caption=False, name=uid)
         return f'<div style="{_BOX}"><b>{e(err)}</b><pre>{e(dot)}</pre></div>'
     return f'<div class="thpviz-fit">{fig}</div>' if fit else fig
+
+
+class AsyncDiagram:
+    """Shows diagrams in an HTML widget without blocking the notebook: a
+    cached diagram appears at once; otherwise a placeholder does, and ``dot``
+    lays the graph out on a worker thread
+    (:func:`thpviz.render.graphviz_run.render_async`), replacing the
+    placeholder when it is done.  A newer request wins over an older one
+    still running.  ``wait()`` blocks until the current one is shown (for
+    tests and scripts)."""
+
+    def __init__(self, target, fit: bool = False):
+        self.target = target
+        self.fit = fit
+        self.pending = None
+        self._want = None
+
+    def _html(self, scene, svg: str, uid: str) -> str:
+        fig = _STYLE + figure_html(svg, uid=uid, alt=alt_text(scene), bar=False)
+        return f'<div class="thpviz-fit">{fig}</div>' if self.fit else fig
+
+    def show(self, scene, uid: str) -> None:
+        dot = scene_dot(scene, legend=False, caption=False, name=uid)
+        self._want = dot
+        hit = graphviz_run.cached_svg(dot)
+        if hit is not None:
+            self.pending = None
+            self.target.value = self._html(scene, hit, uid)
+            return
+        self.target.value = (f'<div style="{_BOX}">{graphviz_run.placeholder_svg()}</div>')
+        shown: Future = Future()
+
+        def done(svg, err):
+            try:
+                if self._want != dot:
+                    return  # the reader has moved on
+                if err is not None:
+                    self.target.value = (f'<div style="{_BOX}"><b>{e(type(err).__name__)}: {e(err)}</b>'
+                                         f'<pre>{e(dot)}</pre></div>')
+                else:
+                    self.target.value = self._html(scene, svg, uid)
+            finally:
+                shown.set_result(None)
+
+        graphviz_run.render_async(dot, done)
+        self.pending = shown
+
+    def wait(self, timeout: float = 120.0) -> None:
+        if self.pending is not None:
+            self.pending.result(timeout)
 
 
 def statement_html(run, k: int, text: str | None) -> str:

@@ -4,8 +4,9 @@
 >>> ScenarioPlayer("data/scenarios/regression/pin-mprotect-cycle-write.thp", "4.5")
 
 A Play button and a step slider drive the same value; each step shows the
-statement (with its comment), the diagram of the state after it, the fault
-decisions and violations the engine reported, and the page counters.  The
+statement (with its comment), the diagram of the state after it (laid out
+off the notebook's main thread: a placeholder shows until it is ready), the
+fault decisions and violations the engine reported, and the page counters.  The
 era control runs the same scenario under another era and stays on the same
 step.  The era's verdict is behind a "reveal" toggle, so a reader can
 predict first.
@@ -36,7 +37,6 @@ class ScenarioPlayer(panels.Stepping, widgets.VBox):
         self.run = load_run(scn, era)
         self.uid = f"thpviz-player-{next(_ids)}"
         n = len(self.run.steps)
-        self._svg: dict[tuple[str, int], str] = {}
         start = self._make_stepper(n, resolve_start([self.run], start), interval)
         self.era_picker = widgets.Dropdown(options=list(ERAS), value=self.run.era.id, description="era",
                                            layout=widgets.Layout(width="180px"))
@@ -45,6 +45,7 @@ class ScenarioPlayer(panels.Stepping, widgets.VBox):
         self.details = widgets.HTML()
         self.table = widgets.HTML()
         self.diagram = widgets.HTML()
+        self.drawing = panels.AsyncDiagram(self.diagram)
         title = widgets.HTML(f"<b>{panels.e(scn.title or scn.path)}</b>")
         self.verdict = widgets.HTML()
         self.reveal = widgets.ToggleButton(value=False, description="reveal the verdict",
@@ -55,6 +56,10 @@ class ScenarioPlayer(panels.Stepping, widgets.VBox):
                           self.details, self.diagram, self.table], **kw)
         self._show_verdict()
         self.show(start)
+
+    def wait(self) -> None:
+        """Block until the diagram of the current step is drawn."""
+        self.drawing.wait()
 
     def _show_verdict(self) -> None:
         self.verdict.value = panels.verdict_html(self.run) if self.reveal.value else ""
@@ -79,9 +84,6 @@ class ScenarioPlayer(panels.Stepping, widgets.VBox):
         self.statement.value = panels.statement_html(self.run, k, self.text)
         self.details.value = panels.details_html(scene)
         self.table.value = panels.counter_table_html(scene)
-        key = (self.run.era.id, k)
-        if key not in self._svg:
-            self._svg[key] = panels.diagram_html(scene, f"{self.uid}-{self.run.era.id}-{k}")
-        self.diagram.value = self._svg[key]
+        self.drawing.show(scene, f"{self.uid}-{self.run.era.id}-{k}")
         if self.slider.value != k:
             self.slider.value = k

@@ -98,6 +98,7 @@ class Sandbox(widgets.VBox):
                                        description="", disabled=True)
         self.details = widgets.HTML()
         self.diagram = widgets.HTML()
+        self.drawing = panels.AsyncDiagram(self.diagram)
         self.table = widgets.HTML()
         self.proc.observe(lambda _c: self.refresh_regions(), names="value")
         self.region.observe(lambda _c: self.refresh_range(), names="value")
@@ -179,6 +180,10 @@ class Sandbox(widgets.VBox):
     def _refuse(self, why: str) -> bool:
         self.message.value = f'<span style="color:#D55E00">{panels.e(why)}</span>'
         return False
+
+    def wait(self) -> None:
+        """Block until the diagram of the current state is drawn."""
+        self.drawing.wait()
 
     def undo(self) -> None:
         """Drop the last statement and the snapshot it made."""
@@ -340,5 +345,5 @@ class Sandbox(widgets.VBox):
         k = len(self.run.steps)
         scene = panels.scene_at(self.run, k)
         self.details.value = panels.statement_html(self.run, k, None) + panels.details_html(scene)
-        self.diagram.value = panels.diagram_html(scene, f"{self.uid}-{k}-{len(self.lines)}")
+        self.drawing.show(scene, f"{self.uid}-{k}")
         self.table.value = panels.counter_table_html(scene)
