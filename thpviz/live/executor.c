@@ -177,12 +177,6 @@ static long minflt_thread(void)
     getrusage(RUSAGE_THREAD, &ru);
     return ru.ru_minflt;
 }
-static long minflt_self(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_minflt;
-}
 static uint64_t now_ns(void)
 {
     struct timespec ts;
@@ -513,6 +507,19 @@ static void disarm(int rid)
     }
 }
 
+/* A store or load the kernel refuses (an unmapped or read-only address)
+ * raises SIGSEGV; the worker reports it as the step's error instead of
+ * dying, as the model reports an error event. */
+#include <setjmp.h>
+static sigjmp_buf segv_env;
+static volatile int segv_armed = 0;
+static void on_segv(int sig)
+{
+    if (segv_armed) { segv_armed = 0; siglongjmp(segv_env, 1); }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
 static void fault_record(struct sb *b, int *first, unsigned long sub, uint64_t before, uint64_t after,
                          long nflt, int lvl_before, int lvl_after)
 {
@@ -539,8 +546,20 @@ static void do_write(int rid, unsigned long lo, unsigned long hi)
     sb_put(&b, "{\"t\":\"faults\",\"k\":%d,\"p\":%d,\"r\":%d,\"access\":\"write\",\"recs\":[", cur_step, me, rid);
     int first = 1;
     unsigned long nofault = 0;
-    long f0 = minflt_thread();
-    for (unsigned long i = 0; i < n; i++) {
+    volatile unsigned long i = 0;
+    long f0 = 0;
+    if (sigsetjmp(segv_env, 1)) {
+        sb_put(&b, "],\"nofault\":%lu,\"segv\":%lu}", nofault, (unsigned long)(lo + i));
+        sb_flush(&b);
+        free(b.p);
+        free(pm);
+        free(lv);
+        return;
+    }
+    segv_armed = 1; /* globals and the stack are written before f0 is read */
+    (void)minflt_thread();
+    f0 = minflt_thread();
+    for (i = 0; i < n; i++) {
         volatile uint32_t *s = (volatile uint32_t *)(a0 + i * PAGE);
         s[0] = STAMP_MAGIC;
         s[1] = cur_step;
@@ -562,6 +581,7 @@ static void do_write(int rid, unsigned long lo, unsigned long hi)
         fault_record(&b, &first, lo + i, before, pm[i], f1 - f0, lvl_before, lv[i]);
         f0 = minflt_thread();
     }
+    segv_armed = 0;
     sb_put(&b, "],\"nofault\":%lu}", nofault);
     sb_flush(&b);
     free(b.p);
@@ -572,8 +592,15 @@ static void do_read(int rid, unsigned long lo, unsigned long hi)
 {
     struct region *g = &R[rid];
     long f0 = minflt_thread();
-    unsigned long sum = 0;
-    for (unsigned long i = lo; i < hi; i++) sum += *(volatile uint32_t *)(g->base + i * PAGE);
+    volatile unsigned long sum = 0, i = lo;
+    if (sigsetjmp(segv_env, 1)) {
+        emit("{\"t\":\"faults\",\"k\":%d,\"p\":%d,\"r\":%d,\"access\":\"read\",\"count\":%ld,\"segv\":%lu}",
+             cur_step, me, rid, minflt_thread() - f0, (unsigned long)i);
+        return;
+    }
+    segv_armed = 1;
+    for (i = lo; i < hi; i++) sum += *(volatile uint32_t *)(g->base + i * PAGE);
+    segv_armed = 0;
     emit("{\"t\":\"faults\",\"k\":%d,\"p\":%d,\"r\":%d,\"access\":\"read\",\"count\":%ld,\"sum\":%lu}",
          cur_step, me, rid, minflt_thread() - f0, sum & 1);
 }
@@ -704,11 +731,27 @@ static void peek_stamps(struct sb *b, int rid, unsigned long lo, unsigned long h
     free(pm);
 }
 
+/* After a fork the stack is shared copy-on-write with the child: write to
+ * it before counting faults, so the first measured store is not charged
+ * with a COW fault of the stack (getrusage writes its result there). */
+static void __attribute__((noinline)) touch_stack(void)
+{
+    volatile char buf[32768];
+    for (size_t i = 0; i < sizeof buf; i += 512) buf[i] = 0;
+    (void)minflt_thread();
+}
+
 static void worker_loop(void)
 {
     char cmd[512], err[256];
     int fds[64], nfds;
     signal(SIGCHLD, SIG_IGN); /* children are reaped by the kernel */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_segv;
+    sa.sa_flags = SA_NODEFER;
+    sigaction(SIGSEGV, &sa, NULL);
+    sigaction(SIGBUS, &sa, NULL);
     for (;;) {
         int k = recv_msg(wsock, cmd, sizeof cmd, fds, &nfds, -1);
         if (k <= 0) _exit(0); /* the orchestrator is gone */
@@ -719,6 +762,7 @@ static void worker_loop(void)
         (void)na;
         err[0] = 0;
         int rc = 0;
+        touch_stack();
         int rid = (int)a[0];
         unsigned long lo = a[1], hi = a[2];
         struct region *g = &R[rid];
@@ -802,10 +846,10 @@ static void worker_loop(void)
                     if (!rc) gup_record("pin", rid, lo, n, before, f1 - f0);
                 }
             } else {
-                long f0 = minflt_self();
+                /* the helper thread's own start-up faults would be counted
+                 * too: the faults of a read-only pin are not reported */
                 rc = ropin_take(pinid, rid, lo, hi, err, sizeof err);
-                long f1 = minflt_self();
-                if (!rc) gup_record("pin", rid, lo, n, before, f1 - f0);
+                if (!rc) gup_record("pin", rid, lo, n, before, -1);
             }
             for (int i = 0; i < nfds; i++) close(fds[i]);
             nfds = 0;
