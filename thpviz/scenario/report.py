@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..invariants import VIOLATIONS
+from ..invariants import EVENT_VIOLATIONS, VIOLATIONS
 from ..model.events import DECISIONS
 from ..model.memmap import KIND_ZERO
 from ..model.mm import Pmd
@@ -211,7 +211,7 @@ def step_notes(step, fault_lines: list[str]) -> list[Note]:
     if step.error:
         out.append(Note("refused", f"refused: {step.error}"))
     for e in step.events:
-        if e.kind not in ("bug", "leak"):
+        if e.kind not in EVENT_VIOLATIONS:
             out.append(Note("event", f"{e.kind}: {e.message}"))
     if step.assertion is not None:
         out.append(Note("assert", f"assert {'holds' if step.assertion[0] else 'FAILS'}: {step.assertion[2]}"))
