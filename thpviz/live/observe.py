@@ -113,6 +113,7 @@ class LiveRun:
     steps: list
     ok: bool = True
     problem: str | None = None       # the lab itself failed (not the kernel's verdict)
+    pinned_zero: set = field(default_factory=set)   # pins that hold a zero page
 
     @property
     def violations(self) -> set:
@@ -287,6 +288,8 @@ def _derive(run: LiveRun, names, rnames, pin_by_id, caps) -> None:
             subs = regs.get(pin.region, [])
             pinned[pin.name] = [subs[i].pfn if i < len(subs) and subs[i] is not None else None
                                 for i in range(pin.lo, pin.hi)]
+            if any(subs[i].zero for i in range(pin.lo, min(pin.hi, len(subs))) if subs[i] is not None):
+                run.pinned_zero.add(pin.name)
             if pin.kind == "ro":
                 before = prev_state.get(pin.owner, {}).get(pin.region, [])
                 made = 0
