@@ -121,7 +121,7 @@ def report(results, caps, args) -> int:
         out = []
         if results:
             era, note = results[0].era, results[0].era_note
-            out.append(f"live lab on {caps.where}: Linux {caps.release}; judged as era {era}"
+            out.append(f"live lab on {caps.where} (Linux {caps.release}); judged as era {era}"
                        + (f" ({note})" if note else ""))
             from ..eras import ERAS
             if era not in ERAS:
