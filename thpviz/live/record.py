@@ -138,6 +138,8 @@ def main(argv=None) -> int:
             return 1
         results = run_files(files, caps)
         costs = None if args.no_costs else measure(caps)
+    if costs:
+        costs["where"] = f"{caps.where} (Linux {caps.release}, {caps.cpu or caps.machine})"
     data = results_json(results, caps, costs)
     out = Path(args.out) if args.out else MEASURED / f"live-{kernel_tag(caps)}.json"
     out.write_text(json.dumps(data, indent=1) + "\n")
