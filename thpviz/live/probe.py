@@ -230,11 +230,11 @@ def apply_probe(c: Capabilities, data: dict, sim: tuple = ()) -> None:
 def _reasons(c: Capabilities, sim: tuple) -> None:
     r = c.reasons
     if not (c.root or c.cap_sys_admin) or not c.pfn_visible or not c.kpageflags:
-        if "executor" in r:
-            r["lab"] = r["executor"]
-        elif not c.root and not c.cap_sys_admin:
+        if not c.root and not c.cap_sys_admin:
             r["lab"] = ("not root: /proc/PID/pagemap reads every PFN as 0 and /proc/kpageflags is closed "
                         "without CAP_SYS_ADMIN, so the lab cannot tell pages apart (it never judges on zeros)")
+        elif "executor" in r:
+            r["lab"] = r["executor"]
         else:
             r["lab"] = ("PFNs read as 0 (no CAP_SYS_ADMIN in this container or user namespace?): the lab "
                         "cannot tell pages apart and never judges on zeros")

@@ -236,7 +236,10 @@ def run_in_guest(kernel: str, files, era=None, progress=None, probe_only: bool =
     from .probe import _reasons, apply_probe
     from .judge import ScenarioResult
 
+    from .probe import _cpu
+
     caps = guest_caps(kernel)
+    caps.cpu = f"QEMU TCG -cpu max (emulated) on {_cpu()}"
     _reasons(caps, ())
     prepared = []
     for path in ([] if probe_only else files):

@@ -42,9 +42,8 @@ def result_json(r, steps: bool = True) -> dict:
     if steps and r.run is not None:
         d["steps"] = [{
             "line": s.line, "text": s.text,
-            "faults": [{"proc": f.proc, "region": f.region, "subpage": f.sub, "level": f.level,
-                        "decision": f.decision, "gup": f.gup, "faults": f.faults,
-                        "pfn_before": f.before, "pfn_after": f.after} for f in s.faults],
+            "faults": [[f.proc, f.region, f.sub, f.level, f.decision, int(f.gup), f.faults, f.before, f.after]
+                       for f in s.faults],
             "events": s.events,
             "violations": s.violations,
             "errors": s.errors,
@@ -83,6 +82,12 @@ def results_json(results, caps, costs=None) -> dict:
     skipped = sum(r.status == "skipped" for r in results)
     d = {
         "generated": datetime.date.today().isoformat(),
+        "fields": {
+            "faults": ["proc", "region", "subpage", "level", "decision", "gup", "minor faults",
+                       "pfn before", "pfn after"],
+            "mapping": "proc -> region -> runs [first subpage, last subpage, level, pfn of the first, "
+                       "anon-exclusive (kpageflags bit 34, the head's for a PMD), kpagecount]",
+        },
         "machine": caps.to_json(),
         "summary": {"passed": passed, "failed": failed, "skipped": skipped},
         "results": [result_json(r) for r in results],
@@ -90,6 +95,15 @@ def results_json(results, caps, costs=None) -> dict:
     if costs is not None:
         d["costs"] = costs
     return d
+
+
+def dumps(data: dict) -> str:
+    """JSON with one line per scenario result (the files stay readable in a
+    diff and small)."""
+    head = {k: v for k, v in data.items() if k != "results"}
+    lines = json.dumps(head, indent=1)[:-2]
+    body = ",\n".join("  " + json.dumps(r, separators=(",", ":")) for r in data["results"])
+    return lines + ',\n "results": [\n' + body + "\n ]\n}\n"
 
 
 def kernel_tag(caps) -> str:
@@ -142,7 +156,7 @@ def main(argv=None) -> int:
         costs["where"] = f"{caps.where} (Linux {caps.release}, {caps.cpu or caps.machine})"
     data = results_json(results, caps, costs)
     out = Path(args.out) if args.out else MEASURED / f"live-{kernel_tag(caps)}.json"
-    out.write_text(json.dumps(data, indent=1) + "\n")
+    out.write_text(dumps(data))
     s = data["summary"]
     print(f"{out}: {s['passed']} passed, {s['failed']} failed, {s['skipped']} skipped")
     return 0
