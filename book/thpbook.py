@@ -31,7 +31,7 @@ from pathlib import Path
 
 import yaml
 
-from thpviz.eras import ERAS
+from thpviz.eras import ERAS, MODERN_ERAS, THREAD_ERAS
 from thpviz.scenario import parse_file, run
 
 BOOK = Path(__file__).resolve().parent
@@ -39,8 +39,11 @@ ROOT = BOOK.parent
 SCENARIOS = ROOT / "data" / "scenarios"
 THREAD = ROOT / "data" / "thread.yaml"
 
-#: the eras the book discusses, in chronological order (DESIGN.md ids)
-ERA_IDS = tuple(ERAS)
+#: the eras the 2016 chapters discuss, in chronological order (DESIGN.md
+#: ids); the aftermath chapter passes the later ones explicitly
+ERA_IDS = tuple(THREAD_ERAS)
+ALL_ERAS = tuple(ERAS)
+LATER_ERAS = tuple(MODERN_ERAS)
 ERA_LABELS = {e: ERAS[e].title for e in ERA_IDS}
 LORE = "https://lore.kernel.org/all/{}/"
 
@@ -102,7 +105,7 @@ table.thp td.bad {background: #f4433622;} table.thp td.ok {background: #4caf5022
 
 
 def _cell(v: str) -> str:
-    bad = any(t in v for t in ("pin-lost", "rmap-broken", "leak", "bug"))
+    bad = any(t in v for t in ("pin-lost", "rmap-broken", "leak", "stray-write", "bug"))
     return f'<td class="{"bad" if bad else "ok"}"><code>{html.escape(v)}</code></td>'
 
 
@@ -200,7 +203,8 @@ def glue(name: str, value) -> None:
 # -------------------------------------------------------------------- counters
 COUNTER_ORDER = (
     "page_count", "page_mapcount", "compound_mapcount", "mapcount", "double_map",
-    "total_mapcount", "page_trans_huge_mapcount",
+    "total_mapcount", "page_trans_huge_mapcount", "pincount", "anon_exclusive",
+    "entire_mapcount", "large_mapcount", "maybe_shared", "mapping",
 )
 
 

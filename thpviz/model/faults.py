@@ -94,9 +94,14 @@ class FaultMixin:
                     continue
                 entry = mm.pt[ext] = PteTable(nr)
             if isinstance(entry, Pmd):
-                if write and not entry.write:
-                    self._huge_wp_fault(mm, ext, a, gup)
-                continue
+                if not (write and not entry.write):
+                    continue
+                self._huge_wp_fault(mm, ext, a, gup)
+                entry = mm.pt[ext]
+                if isinstance(entry, Pmd):
+                    continue
+                # the fault fell back to PTEs (5.8+): the access goes on to
+                # the other subpages, each of which faults on its own PTE
             off = np.arange(a - ext * nr, b - ext * nr)
             pf = entry.pfn[off]
             none = pf < 0
