@@ -57,8 +57,12 @@ def run_live(args) -> int:
     if args.kernel:
         from .qemu import run_in_guest
 
-        caps, results = run_in_guest(args.kernel, files, era=args.era, progress=_progress(len(files), args),
-                                     probe_only=args.probe)
+        prog = _progress(len(files), args)
+        try:
+            caps, results = run_in_guest(args.kernel, files, era=args.era, progress=prog, probe_only=args.probe)
+        finally:
+            if prog is not None:
+                prog.bar.close()
     else:
         caps = probe()
         results = []
@@ -86,12 +90,10 @@ def _progress(n: int, args):
     bar = tqdm(total=n, unit="scenario", file=sys.stderr, leave=False)
 
     def step(path):
-        bar.set_description(path.rsplit("/", 1)[-1][:40])
         if step.started:
             bar.update(1)
         step.started = True
-        if step.started and bar.n >= n - 1 and path is None:
-            bar.close()
+        bar.set_description(path.rsplit("/", 1)[-1][:40])
     step.started = False
     step.bar = bar
     return step
