@@ -84,6 +84,9 @@ def test_cli_without_thp_skips_thp_scenarios_only():
 def test_cli_without_io_uring_names_io_uring():
     if not sys.platform.startswith("linux") or os.geteuid() != 0:
         pytest.skip("needs root on Linux to get past the PFN check")
+    why = probe_mod.probe().require()
+    if why:
+        pytest.skip(f"the lab cannot run here at all: {why}")
     r = cli(str(LAB / "l01-pin-rw-fork-parent-writes.thp"), env={"THPVIZ_LIVE_SIMULATE": "nouring"})
     assert r.returncode == 0
     assert "io_uring is disabled" in r.stdout and "1 skipped" in r.stdout
