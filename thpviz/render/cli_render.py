@@ -16,6 +16,8 @@ def add_parser(subparsers, name: str, help: str):
     p.add_argument("-o", "--output", default="-", help="output file (.svg, .png, .pdf, .dot); - for stdout")
     p.add_argument("--format", choices=("svg", "png", "pdf", "dot"), help="output format (default: from -o)")
     p.add_argument("--no-legend", action="store_true", help="leave the legend out")
+    p.add_argument("--layout", choices=("wide", "narrow"), default="wide",
+                   help="wide: left to right (default); narrow: one column, top to bottom")
     p.set_defaults(func=run_render)
     return p
 
@@ -26,7 +28,7 @@ def run_render(args) -> int:
     from ..scenario import ScenarioError, check_eras, parse_file, run
     from .diagrams import Diagram
     from .dot import run_dot
-    from .graphviz_run import GraphvizMissing
+    from .graphviz_run import DotError, GraphvizMissing, LayoutTimeout
 
     try:
         era = get(args.era)
@@ -54,10 +56,10 @@ def run_render(args) -> int:
         print(f"thpviz: internal inconsistency (a thpviz bug): {err}", file=sys.stderr)
         return 3
     title = f"{scn.title or scn.path} — era {era.id}, step {k}/{n}"
-    d = Diagram(run_dot(r, k, title=title, legend=not args.no_legend))
+    d = Diagram(run_dot(r, k, title=title, legend=not args.no_legend, layout=args.layout))
     try:
         data = d.render(fmt)
-    except GraphvizMissing as err:
+    except (GraphvizMissing, LayoutTimeout, DotError) as err:
         print(f"thpviz render: {err}", file=sys.stderr)
         return 2
     if args.output == "-":
