@@ -55,12 +55,21 @@ def test_a_check_that_crashes_is_reported_not_raised(monkeypatch):
     assert any(c.area == "python" and c.status == doctor.OK for c in checks)
 
 
-def test_live_lab_absent_or_probed(monkeypatch):
+def test_live_lab_absent(monkeypatch):
     import importlib.util
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     (c,) = doctor.check_live()
     assert c.status == doctor.WARN and "not installed" in c.text
+
+
+def test_live_lab_probe_reasons_are_warnings_not_failures(monkeypatch):
+    pytest.importorskip("thpviz.live.probe")
+    monkeypatch.setenv("THPVIZ_LIVE_SIMULATE", "nonlinux")
+    checks = doctor.check_live()
+    assert checks[0].area == "live lab" and "not Linux" in checks[0].text
+    assert checks[0].status == doctor.WARN and all(c.status != doctor.FAIL for c in checks)
+    assert any("Linux" in c.text for c in checks[1:]), "the probe's reason is passed on"
 
 
 @pytest.mark.parametrize("ipw,status", [(None, doctor.FAIL), ("7.8.1", doctor.FAIL)])

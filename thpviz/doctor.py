@@ -9,8 +9,9 @@ One command an attendee runs before the session.  It checks, in order:
 3. **widgets**: ipywidgets 8, a Jupyter kernel (ipykernel), and the
    JupyterLab side of the widgets, so the notebooks' players and sandbox show
    up; jupytext (the notebooks are MyST markdown) and matplotlib;
-4. **the live lab** (optional): if ``thpviz.live`` is installed, its probe of
-   the running kernel (Linux, THP mode, what ``/proc`` shows this user);
+4. **the live lab** (optional): if ``thpviz.live`` is installed, its
+   ``probe()`` of the running kernel (Linux, root, THP mode, whether PFNs are
+   visible, io_uring) and every reason it gives for skipping a part;
    otherwise it says the lab is not installed.
 
 Each line says ``ok``, ``warn`` (works, with a limit) or ``FAIL`` and, when
@@ -141,24 +142,23 @@ def check_live() -> list[Check]:
     try:
         from importlib import import_module
 
-        live = import_module("thpviz.live")
-        probe = getattr(live, "probe", None)
-        if probe is not None and not callable(probe):  # a submodule named probe
-            probe = getattr(probe, "probe", None)
-        if probe is None:
-            probe = getattr(import_module("thpviz.live.probe"), "probe")
-        caps = probe()
+        caps = import_module("thpviz.live.probe").probe()
     except Exception as err:  # noqa: BLE001
         return [Check("live lab", WARN, f"the live lab's probe failed: {type(err).__name__}: {err}",
                       "the simulator still works; see the live lab chapter for what it needs")]
-    fields = []
-    for name in ("kernel", "thp_mode", "pfn_visible", "kpage_readable", "io_uring"):
-        if hasattr(caps, name):
-            fields.append(f"{name} {getattr(caps, name)}")
-    out = [Check("live lab", OK if getattr(caps, "linux", True) else WARN,
-                 "probe: " + (", ".join(fields) or repr(caps)))]
-    for feat, why in sorted((getattr(caps, "reasons", None) or {}).items()):
-        out.append(Check("live lab", WARN, f"{feat}: {why}"))
+    summary = [f"Linux {caps.release}" if caps.linux else "not Linux",
+               "root" if getattr(caps, "root", False) else "not root",
+               f"THP {caps.thp_mode or 'not in this kernel'}",
+               f"PFNs {'visible' if getattr(caps, 'pfn_visible', False) else 'hidden'}",
+               f"io_uring {getattr(caps, 'io_uring', '?')}"]
+    blocked = caps.require("lab")
+    out = [Check("live lab", OK if blocked is None else WARN, "probe of this kernel: " + ", ".join(summary),
+                 "" if blocked is None else "the live exercises will be skipped here; the simulator works")]
+    for feat, why in sorted((caps.reasons or {}).items()):
+        if why:
+            out.append(Check("live lab", WARN, f"{feat}: {why}",
+                             "the live exercises that need it are skipped here (the model still runs them); "
+                             "thpviz live --help shows the QEMU guest that can"))
     return out
 
 
