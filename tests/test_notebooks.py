@@ -23,6 +23,9 @@ from thpviz.scenario import parse_file
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.md"))
+#: the workshop's own notebooks (others, such as the live lab's, bring their
+#: own tests of what they say)
+WORKSHOP = [p for p in NOTEBOOKS if p.stem in ("01-false-cow", "02-fixes", "03-sandbox", "solutions")]
 
 
 def code_cells(path):
@@ -40,7 +43,7 @@ def _scenario_of(call: ast.Call, env: dict) -> str | None:
     return env.get(name)
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+@pytest.mark.parametrize("path", WORKSHOP, ids=[p.stem for p in WORKSHOP])
 def test_widgets_and_exercises_name_statements_that_exist(path):
     """``start=`` and ``after=`` are statements of the scenario they are
     about (a step number would drift when a scenario gains a line), and every
