@@ -573,8 +573,9 @@ def annotated_key(scenario_text: str, era: str = "andrea-v1"):
 def _md_inline(text: str) -> str:
     """**bold** and `code` of a short text, as HTML."""
     out = html.escape(text)
+    out = re.sub(r"`(.+?)`", lambda m: "<code>" + m.group(1).replace("*", "&#42;") + "</code>", out)
     out = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", out)
-    return re.sub(r"`(.+?)`", r"<code>\1</code>", out)
+    return re.sub(r"\*(.+?)\*", r"<i>\1</i>", out)
 
 
 # ----------------------------------------------------------------- workshop

@@ -255,3 +255,20 @@ def test_storyboard_in_headless_chromium(page_html, tmp_path):
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
+
+
+def test_storyboard_command_opens_where_asked_and_reveals_on_request(tmp_path):
+    need(graphviz_run.available(), "graphviz's dot is not installed")
+    from thpviz.cli import main
+
+    out = tmp_path / "sb.html"
+    assert main(["storyboard", str(VFIO), "--era", "4.5", "--start", "decisive", "-o", str(out)]) == 0
+    html = out.read_text()
+    assert re.findall(r'data-frame data-era="0" data-step="(\d+)">', html) == ["7"]
+    assert '<details class="thpviz-reveal">' in html
+    assert main(["storyboard", str(VFIO), "--era", "4.5", "--start", "P: mprotect A ro", "--show-verdicts",
+                 "-o", str(out)]) == 0
+    html = out.read_text()
+    assert re.findall(r'data-frame data-era="0" data-step="(\d+)">', html) == ["5"]
+    assert '<details class="thpviz-reveal">' not in html and 'class="thpviz-verdict"' in html
+    assert main(["storyboard", str(VFIO), "--era", "4.5", "--start", "P: nothing like it", "-o", str(out)]) == 2

@@ -16,6 +16,10 @@ def add_parser(subparsers, name: str, help: str):
     p.add_argument("-o", "--output", default="-", help="output .html file; - for stdout")
     p.add_argument("--page", action="store_true", help="write a whole HTML document, not a fragment")
     p.add_argument("--title", help="heading (default: the scenario's title)")
+    p.add_argument("--start", default="1",
+                   help="the opening step: a number, 'decisive' (the last write fault) or a statement's first words")
+    p.add_argument("--show-verdicts", action="store_true",
+                   help="print each era's verdict under the tabs (default: behind a reveal control)")
     p.set_defaults(func=run_storyboard)
     return p
 
@@ -39,8 +43,12 @@ def run_storyboard(args) -> int:
     except ScenarioError as err:
         print("\n".join(err.errors), file=sys.stderr)
         return 2
+    start = int(args.start) if args.start.isdigit() else args.start
     try:
-        html = storyboard_html(args.file, eras, title=args.title)
+        html = storyboard_html(args.file, eras, title=args.title, start=start, reveal=not args.show_verdicts)
+    except ValueError as err:  # a --start that names no statement
+        print(f"thpviz storyboard: {err}", file=sys.stderr)
+        return 2
     except GraphvizMissing as err:
         print(f"thpviz storyboard: {err}", file=sys.stderr)
         return 2
