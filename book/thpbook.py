@@ -315,36 +315,39 @@ def rmap_table(rel: str, eras=ERA_IDS, after: int | str = -1, page: str = "H1"):
     )
 
 
-def listing_parts(text: str) -> tuple[list[str], list[str]]:
-    """A scenario's lines split for predict-then-reveal: (the lines shown,
-    with ``assert`` values replaced by ``?`` and ``expect`` lines left out;
-    the answers: every ``expect`` line and every unmasked ``assert``)."""
+def listing_parts(text: str) -> tuple[list[str], str]:
+    """A scenario file split for predict-then-reveal: (the lines shown: its
+    headers and statements, with ``assert`` values replaced by ``?`` and
+    without comments or ``expect`` lines, which often give the answer away;
+    the whole file, unchanged, for the reveal)."""
     from thpviz.render.storyboard import mask_assert
 
-    shown, hidden = [], []
-    for lineno, line in enumerate(text.rstrip().splitlines(), 1):
-        body = line.split("#", 1)[0].strip()
-        if body.startswith("expect "):
-            hidden.append(line)
+    shown = []
+    for line in text.rstrip().splitlines():
+        body = line.split("#", 1)[0].rstrip()
+        if body.strip().startswith("expect "):
             continue
-        masked = mask_assert(line)
-        if masked != line:
-            hidden.append(f"line {lineno}: {line.strip()}")
-        shown.append(masked)
+        if not body.strip():
+            if line.strip() and not body.strip():
+                continue  # a comment line
+            if shown and shown[-1] == "":
+                continue
+            shown.append("")
+            continue
+        shown.append(mask_assert(body))
     while shown and not shown[-1].strip():
         shown.pop()
-    return shown, hidden
+    return shown, text.rstrip()
 
 
 def show_scenario(rel: str):
-    """The scenario file as a listing, with its path.  The ``expect`` lines
-    and the values of ``assert`` lines are behind a reveal control."""
+    """The scenario file as a listing, with its path: headers and
+    statements only (assert values as ``?``); the whole file, comments and
+    ``expect`` lines included, is behind a reveal control."""
     p = scenario_path(rel)
-    shown, hidden = listing_parts(p.read_text(encoding="utf-8"))
-    reveal = ""
-    if hidden:
-        reveal = ("<details class=\"thp-reveal\"><summary>Predict first, then reveal the expected outcomes "
-                  f"and counter values</summary><pre>{html.escape(chr(10).join(hidden))}</pre></details>")
+    shown, whole = listing_parts(p.read_text(encoding="utf-8"))
+    reveal = ("<details class=\"thp-reveal\"><summary>Predict first, then reveal the whole file: its comments, "
+              f"the expected outcomes and the counter values</summary><pre>{html.escape(whole)}</pre></details>")
     return _html(f'{_CSS}<div class="thp-listing" id="scn-{html.escape(p.stem)}"><p><code>{html.escape(_rel(p))}'
                  f'</code></p><pre>{html.escape(chr(10).join(shown))}</pre>{reveal}</div>')
 
