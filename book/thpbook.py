@@ -111,7 +111,7 @@ def _html(s: str):
 #: light panel, so these set their own dark-on-light colours in both themes
 #: instead of inheriting the theme's (light) text colour.
 _CSS = """<style>
-table.thp {border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; display: block; overflow-x: auto;
+table.thp {border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; display: block; overflow-x: auto; width: fit-content;
   max-width: 100%; background: #fff; color: #1a1a1a;}
 table.thp th, table.thp td {border: 1px solid #9995; padding: 2px 6px; text-align: left; vertical-align: top;
   color: #1a1a1a;}

@@ -63,7 +63,7 @@ def linkify(text: str) -> str:
 
 
 _CSS = """<style>
-table.thp-thread {border-collapse: collapse; font-size: 0.85em; display: block; overflow-x: auto; max-width: 100%;
+table.thp-thread {border-collapse: collapse; font-size: 0.85em; display: block; overflow-x: auto; max-width: 100%; width: fit-content;
   background: #fff; color: #1a1a1a;}
 table.thp-thread th, table.thp-thread td {border: 1px solid #9995; padding: 3px 6px; text-align: left;
   vertical-align: top; color: #1a1a1a;}
