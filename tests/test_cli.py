@@ -6,6 +6,8 @@ import sys
 
 from conftest import ROOT, SCENARIOS
 
+from thpviz.eras import ERAS
+
 S1 = SCENARIOS / "regression" / "pin-mprotect-cycle-write.thp"
 
 
@@ -82,8 +84,11 @@ def test_eras_table():
     r = thpviz("eras", "--json")
     rows = json.loads(r.stdout)
     ids = [x["id"] for x in rows]
-    assert ids == ["4.4", "4.5", "kirill-k1", "andrea-v1", "4.6", "5.8", "5.9", "5.18", "5.19", "6.15"]
+    # the era table of DESIGN.md, in its order
+    assert ids == ["4.4", "4.5", "kirill-k1", "andrea-v1", "4.6", "5.8", "5.9", "5.18", "5.19", "6.1", "6.12",
+                   "6.15"]
     assert [x["implemented"] for x in rows][:5] == [True] * 5
+    assert {x["id"] for x in rows if x["implemented"]} == set(ERAS)
 
 
 def test_help_does_not_import_heavy_modules():
