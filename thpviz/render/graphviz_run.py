@@ -30,7 +30,11 @@ import time
 _FORMATS = ("svg", "png", "pdf", "dot", "plain")
 
 
-class GraphvizMissing(RuntimeError):
+class GraphvizError(RuntimeError):
+    """``dot`` could not be run, failed, or gave no output."""
+
+
+class GraphvizMissing(GraphvizError):
     """``dot`` is not installed (Debian/Ubuntu: ``apt-get install graphviz``)."""
 
 
@@ -38,6 +42,8 @@ def dot_binary() -> str:
     """Path of ``dot``: ``$THPVIZ_DOT``, then the PATH, then /usr/bin/dot."""
     env = os.environ.get("THPVIZ_DOT")
     if env:
+        if not (os.path.isfile(env) and os.access(env, os.X_OK)):
+            raise GraphvizMissing(f"THPVIZ_DOT={env} is not an executable program (unset it to use dot from PATH)")
         return env
     found = shutil.which("dot")
     if found:
@@ -60,12 +66,20 @@ def render(dot_text: str, fmt: str = "svg", timeout: float = 60.0) -> bytes:
     """Lay out one graph with a fresh ``dot`` process; the output bytes."""
     if fmt not in _FORMATS:
         raise ValueError(f"format {fmt!r} not one of {', '.join(_FORMATS)}")
-    proc = subprocess.run(
-        [dot_binary(), f"-T{fmt}"], input=dot_text.encode("utf-8"),
-        capture_output=True, timeout=timeout, check=False,
-    )
+    binary = dot_binary()
+    try:
+        proc = subprocess.run(
+            [binary, f"-T{fmt}"], input=dot_text.encode("utf-8"),
+            capture_output=True, timeout=timeout, check=False,
+        )
+    except OSError as e:
+        raise GraphvizError(f"cannot run {binary}: {e.strerror or e}") from None
+    except subprocess.TimeoutExpired:
+        raise GraphvizError(f"{binary} took more than {timeout:g} s") from None
     if proc.returncode != 0:
-        raise RuntimeError(f"dot failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[:2000]}")
+        raise GraphvizError(f"dot failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[:2000]}")
+    if not proc.stdout:
+        raise GraphvizError(f"{binary} gave no output")
     return proc.stdout
 
 
@@ -150,10 +164,14 @@ def render_svg(dot_text: str, timeout: float = 30.0) -> str:
     global _server
     if _use_server():
         with _lock:
-            if _server is None or _server.proc.poll() is not None:
-                _server = _DotServer(dot_binary())
-            out = _server.render(dot_text, timeout)
-            if out is None:
+            out = None
+            try:
+                if _server is None or _server.proc.poll() is not None:
+                    _server = _DotServer(dot_binary())
+                out = _server.render(dot_text, timeout)
+            except OSError:
+                pass  # the one-shot run below says what is wrong
+            if out is None and _server is not None:
                 _server.close()
                 _server = None
         if out is not None:
@@ -169,5 +187,5 @@ def render_many_svg(dot_texts: list[str], timeout: float = 300.0) -> list[str]:
     out = _unpage(render("".join(dot_texts), "svg", timeout=timeout)).decode("utf-8")
     parts = [p for p in re.split(r"(?=<\?xml )", out) if p.strip()]
     if len(parts) != len(dot_texts):
-        raise RuntimeError(f"dot returned {len(parts)} SVG documents for {len(dot_texts)} graphs")
+        raise GraphvizError(f"dot returned {len(parts)} SVG documents for {len(dot_texts)} graphs")
     return parts
