@@ -87,6 +87,8 @@ def _decision_matches(expected: str, got: str) -> bool:
 
 def address_range(world: World, proc: str, rng) -> tuple[int, int]:
     mm = world.mms[proc]
+    if rng.region not in mm.regions:  # the statement that would have made it was refused
+        raise OpError(f"{proc} has no region {rng.region} (the statement that would have created it was refused)")
     start, size = mm.regions[rng.region]
     lo, hi = rng.bounds(size)
     return start + lo, start + hi
