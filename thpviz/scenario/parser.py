@@ -73,7 +73,7 @@ _ERA_CHARS = _IDENT_CHARS | frozenset(".-")
 #: dropped), so no other character can start a hidden line.
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 _CONTROL_NAMES = {
-    "\x00": "NUL", "\x0b": "vertical tab", "\x0c": "form feed", "\r": "carriage return",
+    "\x00": "NUL", "\n": "line break", "\x0b": "vertical tab", "\x0c": "form feed", "\r": "carriage return",
     "\x1b": "escape", "\x7f": "delete", "\x85": "next line (NEL)", "\u2028": "line separator",
     "\u2029": "paragraph separator", "\ufeff": "byte order mark",
 }
