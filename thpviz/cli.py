@@ -44,13 +44,14 @@ class CliError(Exception):
 
 
 # ------------------------------------------------------------------ input
-def scenario_files(paths: list[str]) -> list[str]:
-    """The ``.thp`` files named or found (recursively, in name order) in
-    ``paths``.  Folders are read without following a symbolic link back into
-    a folder being walked; an unreadable folder or a link loop is an error
-    (CliError), never skipped.  Only names ending in ``.thp`` inside folders
-    are taken, and :func:`thpviz.scenario.parser.read_file` opens only
-    regular files, so a FIFO or a device is never waited on."""
+def scenario_files(paths: list[str]) -> tuple[list[str], list[str]]:
+    """(files, errors): the ``.thp`` files named or found (recursively, in
+    name order) in ``paths``, and one error per folder that could not be
+    read.  Folders are read without following a symbolic link back into a
+    folder being walked (a link loop is an error); an unreadable folder is an
+    error, never skipped.  Only names ending in ``.thp`` inside folders are
+    taken, and :func:`thpviz.scenario.parser.read_file` opens only regular
+    files, so a FIFO or a device is never waited on."""
     out: list[str] = []
     errors: list[str] = []
     for p in paths:
@@ -58,9 +59,7 @@ def scenario_files(paths: list[str]) -> list[str]:
             _walk(p, out, errors)
         else:
             out.append(p)
-    if errors:
-        raise CliError(*errors)
-    return out
+    return out, errors
 
 
 def _walk(top: str, out: list[str], errors: list[str]) -> None:
@@ -211,12 +210,18 @@ def cmd_check(args) -> int:
     from .model.events import ThpvizDefect
     from .scenario import run
 
-    files = scenario_files(args.paths)
-    if not files:
+    files, errors = scenario_files(args.paths)
+    if not files and not errors:
         raise CliError("thpviz check: no .thp files found")
+    try:
+        loaded = load(files)
+    except CliError as e:
+        errors += e.messages
+    if errors:
+        raise CliError(*errors)
     passed = failed = 0
     defect = False
-    for scn, eras in load(files):
+    for scn, eras in loaded:
         for era in eras:
             try:
                 r = run(scn, era)
