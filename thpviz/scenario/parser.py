@@ -53,10 +53,10 @@ MAX_FILE_BYTES = 4 << 20
 MAX_THP = 262144
 #: most extents of one ``mmap``
 MAX_EXTENTS = 64
-#: most subpages all ``mmap`` statements of a file may map together (4 GiB of
+#: most subpages all ``mmap`` statements of a file may map together (1 GiB of
 #: 4 KiB pages): the model keeps several arrays per 4 KiB frame and copies
 #: them at every step, so this bounds its memory and time
-MAX_SUBPAGES = 1 << 20
+MAX_SUBPAGES = 1 << 18
 #: a number with more digits than this is out of every range (and is never
 #: handed to ``int()``)
 MAX_DIGITS = 12
@@ -485,7 +485,7 @@ def _mmap(s: _State, ln: _Line) -> None:
     size = n * s.scn.thp
     if s.mapped + size > MAX_SUBPAGES:
         s.err(ncol, f"too much memory for the model: this mmap brings the subpages mapped by the file to "
-                    f"{s.mapped + size} (at most {MAX_SUBPAGES}, 4 GiB of 4 KiB pages; use a smaller thp: "
+                    f"{s.mapped + size} (at most {MAX_SUBPAGES}, 1 GiB of 4 KiB pages; use a smaller thp: "
                     f"or fewer extents)")
         return
     s.mapped += size
