@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT, SCENARIOS, run_main, time_limit
 
 from thpviz.eras import ERAS
@@ -33,7 +34,7 @@ def test_run_json_has_the_fixed_fields():
         for page in d["pages"]:
             assert {"name", "subpages", "refcount", "compound_mapcount", "double_map", "pincount",
                     "mapcount", "anon_vma", "freed"} <= set(page)
-            for first, last, value in page["mapcount"]:
+            for first, last, _value in page["mapcount"]:
                 assert 0 <= first <= last < page["subpages"]
         for rows in d["mappings"].values():
             for m in rows:
@@ -163,6 +164,7 @@ def test_ctrl_c_is_exit_130(monkeypatch):
     assert code == 130 and err.strip() == "thpviz: interrupted"
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_a_real_process(tmp_path):
     """SIGINT while a long check runs: one line, exit 130."""
     import signal

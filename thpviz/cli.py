@@ -80,15 +80,15 @@ def _walk(top: str, out: list[str], errors: list[str]) -> None:
             errors.append(f"{folder}: cannot read folder: {e.strerror}")
             continue
         subfolders = []
-        for e in entries:
+        for entry in entries:
             try:
-                is_dir = e.is_dir()
+                is_dir = entry.is_dir()
             except OSError:
                 is_dir = False
             if is_dir:
-                subfolders.append(e.path)
-            elif e.name.endswith(".thp"):
-                out.append(e.path)
+                subfolders.append(entry.path)
+            elif entry.name.endswith(".thp"):
+                out.append(entry.path)
         stack.extend((f, above | {key}) for f in reversed(subfolders))
 
 
