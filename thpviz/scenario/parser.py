@@ -24,8 +24,8 @@ from __future__ import annotations
 import os
 import re
 import stat
-from dataclasses import dataclass, field
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 HEADER_KEYS = ("title", "source", "thp")
