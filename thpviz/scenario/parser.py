@@ -43,8 +43,6 @@ PROC_VERBS = (
     "mmap", "read", "write", "munmap", "dontneed", "dontfork", "dofork", "mprotect", "mremap",
     "split_pmd", "split_page", "pin", "vmsplice", "unpin", "fork", "exit", "assert",
 )
-#: statements without a process
-WORLD_VERBS = ("dma_write", "dma_read", "unpin", "deferred_split")
 
 # -- limits (docs/scenario-language.md, "Limits") --------------------------------
 #: largest scenario file read
