@@ -21,7 +21,7 @@ from thpviz.cost import COST_FIELDS, fault_costs, fault_total, last_write_fault,
 from thpviz.cost import experiments as X  # noqa: E402
 from thpviz.cost import plots  # noqa: E402
 from thpviz.cost.reported import reported_timings  # noqa: E402
-from thpviz.eras import ERAS  # noqa: E402
+from thpviz.eras import ERAS, THREAD_ERAS  # noqa: E402
 from thpviz.invariants import pin_lost  # noqa: E402
 from thpviz.model.events import DECISIONS  # noqa: E402
 from thpviz.scenario import parse_file, parse_text, run  # noqa: E402
@@ -243,7 +243,7 @@ def test_decision_cost_figure_plots_the_engine_counts():
     fig = plots.reuse_decision_cost_figure(sizes)
     for ax, level in zip(fig.axes[:2], ("pmd", "pte")):
         lines = {ln.get_label().split(":")[0]: ln for ln in ax.get_lines() if not ln.get_label().startswith("_")}
-        assert set(lines) == set(ERAS)
+        assert set(lines) == set(THREAD_ERAS)
         for era, ln in lines.items():
             assert ln.thpviz_nr == list(sizes)
             assert list(ln.get_ydata()) == [_engine_lines(era, level, nr) for nr in sizes]
@@ -269,7 +269,7 @@ def test_false_cow_figure_redoes_andreas_arithmetic():
     ax, ax2 = fig.axes[:2]
     heights = [b.get_height() for b in ax.patches]
     expected = []
-    for era in ERAS:
+    for era in THREAD_ERAS:
         c = last_cost(vfio(era, "pmd", 512)).cost
         expected.append(c["struct_page_lines"] + c["data_lines"])
     assert heights == expected
@@ -286,14 +286,14 @@ def test_workload_figure_plots_run_totals_and_lost_pins():
     fig = plots.workload_figure(nr, thps, pins, procs)
     scn = parse_text(X.workload_text(nr, thps, pins, procs))
     copied, lost, read = [], [], []
-    for era in ERAS.values():
+    for era in (ERAS[e] for e in THREAD_ERAS):
         r = run(scn, era)
         copied.append(sum(f.cost["bytes_copied"] for f in fault_costs(r)))
         lost.append(len(pin_lost(r.world)))
         read.append(sum(f.cost["decision_lines"] for f in fault_costs(r)))
     bars = [[b.get_height() for b in ax.patches] for ax in fig.axes[:3]]
     assert bars == [copied, lost, read]
-    by_era = dict(zip(ERAS, zip(copied, lost)))
+    by_era = dict(zip(THREAD_ERAS, zip(copied, lost)))
     assert by_era["4.5"][1] == pins and by_era["4.6"] == (0, 0)
 
 

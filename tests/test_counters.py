@@ -76,8 +76,12 @@ def test_page_count_reads_the_head():
 
 
 def test_v44_counters():
+    """4.4's page_mapcount() reads the page's own _mapcount: the PMD count on
+    the head, the GUP pin count on a tail (__page_mapcount is 4.5's)."""
     mem, h = thp(8, cmc=2, refcount=3, pins={5: 1})
-    assert C.page_mapcount_v44(mem, h + 5) == 2
+    assert C.page_mapcount_v44(mem, h) == 2
+    assert C.page_mapcount_v44(mem, h + 5) == 1
+    assert C.page_mapcount_v44(mem, h + 6) == 0
     assert C.mapcount_v44(mem, h) == 2
     assert C.mapcount_v44(mem, h + 5) == 1   # tail refcounting: the tail's pin
     assert C.mapcount_v44(mem, h + 6) == 0

@@ -39,7 +39,6 @@ CASES = [
     ("P: mmap A\nP: unpin nope\n", 5, 10, "no active pin"),
     ("P: mmap A\ndma_write nope\n", 5, 11, "no active pin"),
     ("P: mmap A\nexpect 9.9: reuse\n", 5, 8, "unknown era"),
-    ("P: mmap A\nexpect 5.9: reuse\n", 5, 8, "not implemented yet"),
     ("P: mmap A\nexpect 4.5: reuse sideways\n", 5, 19, "unknown expectation token"),
     ("P: mmap A\nexpect 4.5: reuse cow\n", 5, 19, "two decision tokens"),
     ("P: mmap A\nexpect 4.5: clean bug\n", 5, 13, "'clean' together"),

@@ -274,6 +274,7 @@ def cmd_eras(args) -> int:
 SUBCOMMANDS = [
     ("render", "thpviz.render.cli_render", "draw one step as SVG/PNG/DOT"),
     ("storyboard", "thpviz.render.cli_storyboard", "write a static HTML storyboard"),
+    ("cowc", "thpviz.cowc", "replay the kernel's cow.c selftest families in the model, per era"),
 ]
 
 

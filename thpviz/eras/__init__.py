@@ -1,8 +1,8 @@
 """Kernel eras as pluggable policies, keyed by the era ids of DESIGN.md.
 
-``ERAS`` holds the implemented eras in chronological order; ``PLANNED`` the
-ids reserved for later eras (see :mod:`thpviz.eras.base` for how each plugs
-in).
+``ERAS`` holds the implemented eras in chronological order (the three 2016
+proposals -- ``kirill-k1``, ``andrea-v1`` -- sit between 4.5 and the merged
+fix ``4.6``).  Each module's docstring names the commits it models.
 """
 
 from __future__ import annotations
@@ -13,18 +13,28 @@ from .kirill_k1 import EraKirillK1
 from .v4_4 import Era44
 from .v4_5 import Era45
 from .v4_6 import Era46
+from .v5_8 import Era58
+from .v5_9 import Era59
+from .v5_18 import Era518
+from .v5_19 import Era519
+from .v6_1 import Era61
+from .v6_12 import Era612
+from .v6_15 import Era615
 
-ERAS: dict[str, Era] = {e.id: e for e in (Era44(), Era45(), EraKirillK1(), EraAndreaV1(), Era46())}
-
-PLANNED: dict[str, tuple[str, str]] = {
-    "5.8": ("GUP breaks COW for reads; THP COW splits the PMD and copies one base page", "17839856fd58, 3917c80280c9"),
-    "5.9": ("do_wp_page reuses only if page_count==1; fork copies pinned pages eagerly", "09854ba94c6a, 70e806e4e645"),
-    "5.18": ("THP reuse needs page_count==1, else split + copy", "3bff7e3f1f16"),
-    "5.19": ("PageAnonExclusive; R/O pins unshare", "6c287605fd56"),
-    "6.1": ("5.19 plus the PTE mprotect write-upgrade (exclusive and dirty)", "64fe24a3e05e"),
-    "6.12": ("6.1 plus the PMD mprotect write-upgrade; no dirty condition for private anon", "c27f479ef542"),
-    "6.15": ("per-mm 'mapped shared' tracking for large folios; no per-page mapcount", "1da190f4d0a6"),
+ERAS: dict[str, Era] = {
+    e.id: e
+    for e in (
+        Era44(), Era45(), EraKirillK1(), EraAndreaV1(), Era46(),
+        Era58(), Era59(), Era518(), Era519(), Era61(), Era612(), Era615(),
+    )
 }
+
+#: the 2016 eras of the thread, and the eras after it
+THREAD_ERAS = ("4.4", "4.5", "kirill-k1", "andrea-v1", "4.6")
+MODERN_ERAS = ("5.8", "5.9", "5.18", "5.19", "6.1", "6.12", "6.15")
+
+#: era ids reserved for later (none at the moment)
+PLANNED: dict[str, tuple[str, str]] = {}
 
 ALL_IDS = tuple(ERAS) + tuple(PLANNED)
 

@@ -17,44 +17,45 @@ Rules:
   ``page_move_anon_rmap``, which moves the *whole compound page* to the
   faulting VMA's anon_vma.
 
-Kirill's review found both problems: the tail page (reported here as ``bug``;
-thpviz then continues as the author intended, as if ``compound_head`` had
-been applied) and the unconditional anon_vma move, which after fork, split
-and munmap of halves hands the page to the child's anon_vma so the parent's
-PTEs become unreachable (``rmap-broken``).
+Kirill's review found both problems.  What ``bug`` means here, on a tail
+page: a CONFIG_DEBUG_VM kernel stops at the VM_BUG_ON (the fault never
+completes); thpviz reports ``bug`` and then continues *as if
+``compound_head`` had been applied*, which is what the author intended, so
+the run can go on to show the second problem.  Without DEBUG_VM the literal
+patch neither stops nor does that: it computes the count from the tail and
+``page_move_anon_rmap`` writes the *tail's* ``->mapping`` (a field the tail
+does not own), corrupting that struct page's state -- thpviz does not model
+that corruption.  The second problem needs no tail page at all: after fork,
+split and munmap of opposite halves, the always-on ``page_move_anon_rmap``
+hands the page to an anon_vma whose tree misses the other process's PTEs
+(``rmap-broken``); the head-page variant of Kirill's layout
+(data/scenarios/counterexample/split-fork-unmap-halves-child-writes-head.thp)
+shows it without any ``bug``.
 """
 
 from __future__ import annotations
 
-from . import counters as C
-from .base import Era, PmdDecision, ThpBatch, max_based_batch, pmd_fault_cost, thp_subpage_cost
+from .base import MaxBasedEra, WpBatch
 from .v4_5 import COUNTERS_45
 
 
-class EraAndreaV1(Era):
+class EraAndreaV1(MaxBasedEra):
     id = "andrea-v1"
     title = "Andrea's v1: page_trans_huge_mapcount()==1 in both paths, always page_move_anon_rmap, no compound_head"
     kernel = "4.6-rc + 74f1fd7f (posted 2016-04-29, superseded)"
     commits = (("74f1fd7f", "mm: thp: calculate the mapcount correctly for THP pages during WP faults (v1)"),)
     counters = COUNTERS_45 | {"page_trans_huge_mapcount"}
 
-    def do_huge_pmd_wp_page(self, mem, h):
-        # page_trans_huge_mapcount: every subpage's _mapcount, PageDoubleMap
-        # and compound_mapcount
-        n = int(mem.nr[h])
-        reuse = C.page_trans_huge_mapcount(mem, h)[0] == 1
-        return PmdDecision(reuse=reuse, cost=pmd_fault_cost(mem, h, reuse, n + 2, None))
-
-    def do_wp_page_thp(self, mem, h, subs):
-        n = int(mem.nr[h])
-        n_cow, _total = max_based_batch(mem, h, subs)
+    def do_wp_page_thp(self, world, mm, h, subs, unshare=False):
+        mem = world.mem
+        n_cow, _total, cost = self.max_based_thp(world, h, subs)
         tails = subs[subs != 0]
         bug = None
         if len(tails):
             bug = (
                 f"do_wp_page handed tail page {mem.name(h + int(tails[0]))} to "
-                "page_trans_huge_mapcount()/page_move_anon_rmap() (VM_BUG_ON_PAGE(PageTail))"
+                "page_trans_huge_mapcount()/page_move_anon_rmap(): VM_BUG_ON_PAGE(PageTail) "
+                "stops a CONFIG_DEBUG_VM kernel here (thpviz continues as if compound_head had "
+                "been applied; without DEBUG_VM the patch would write the tail's ->mapping)"
             )
-        # every fault scans the whole THP (as the author intended, from the head)
-        cost = thp_subpage_cost(h, subs, n_cow, n + 2, True, n)
-        return ThpBatch(n_cow=n_cow, move=True, bug=bug, cost=cost)
+        return WpBatch.copies_then_reuse(len(subs), n_cow, move=True, bug=bug, cost=cost)

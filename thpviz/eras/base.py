@@ -3,30 +3,30 @@
 An era is a policy object the world asks at a handful of points:
 
 =========================== ==================================================
-``do_huge_pmd_wp_page``     write fault on a write-protected PMD: reuse or copy
-``do_wp_page_thp``          write faults on write-protected PTEs of one THP,
-                            in address order: how many are copied before the
-                            first reuse, whether ``page_move_anon_rmap`` runs
+``do_huge_pmd_wp_page``     write (or unshare) fault on a write-protected PMD:
+                            reuse, copy the THP, or split and fall back to PTEs
+``do_wp_page_thp``          write (or unshare) faults on write-protected PTEs
+                            of one THP, in address order
 ``do_wp_page_order0``       the same for order-0 pages (vectorised)
+``copy_huge_pmd``           fork: share a PMD, or split it (a maybe-pinned THP)
+``copy_pte_range``          fork: which pages the child gets a private copy of
 ``split_huge_pmd``          what "give me PTE granularity here" does
 ``split_huge_page``         the physical split
 ``counters``                which kernel counter functions exist
 =========================== ==================================================
 
-Everything else (fault plumbing, fork, munmap, the rmap) is the world's and is
-the same in every era modelled so far.  Later eras plug in the same way:
+and a few flags for rules that are on or off (``foll_pin``,
+``gup_breaks_cow``, ``pmd_fallback``, ``has_anon_exclusive``,
+``unshare_ro_pins``, ``unshare_zero_page``, ``has_double_map``,
+``split_keeps_dirty``, ``mprotect_upgrade_pte``/``_pmd``, ``tracks_mm_ids``,
+``anon_vma_reuse``).  Everything else (fault plumbing, fork, munmap, the
+rmap) is the world's.
 
-* ``5.8`` (17839856fd58, 3917c80280c9): ``do_huge_pmd_wp_page`` returns
-  ``PmdDecision(fallback=True)`` instead of a 2 MB copy, so the world splits
-  the PMD and retries at PTE level; ``gup_fault_write`` makes a read GUP on
-  a COW mapping take a write fault.
-* ``5.9`` (09854ba94c6a, 70e806e4e645, d042035eaf5f): ``do_wp_page_*`` use
-  ``page_count``; ``copy_pte_range`` / ``copy_huge_pmd`` give the child a
-  copy of a maybe-pinned page at fork (splitting a pinned PMD first); the
-  FOLL_PIN pincount is one more per-frame array in the memmap.
-* ``5.18``/``5.19``/``6.15``: PMD reuse on ``page_count``; PageAnonExclusive
-  needs one more per-frame flag in the memmap and a ``do_wp_page_*`` that
-  reads it; the 6.15 per-mm "mapped shared" bit is a per-folio field.
+A write-protect decision is a :class:`WpBatch`: per fault, whether the page
+is reused, whether ``page_move_anon_rmap`` runs, whether PageAnonExclusive is
+set.  Faults on subpages of one THP are decided in address order as the
+kernel takes them -- each copy lowers the folio's counters before the next
+fault -- and each era does that in closed form over the run.
 
 Each decision returns the work its fault does in ``cost``: per fault, the
 counters the reuse test reads and what the chosen path (reuse or copy) then
@@ -57,26 +57,42 @@ from .cost_rules import (  # noqa: F401  (re-exported for the era modules)
 
 @dataclass
 class PmdDecision:
-    """``reuse``: make the PMD writable in place.  Otherwise copy the whole
-    THP -- or, with ``fallback`` (the 5.8 shape, 3917c80280c9), split the PMD
-    and retry the fault at PTE level, where ``do_wp_page`` decides."""
+    """``reuse``: make the PMD writable in place (an unshare fault leaves it
+    read-only); ``move``: ``page_move_anon_rmap`` runs; ``exclusive``: the
+    head is marked PageAnonExclusive.  Otherwise copy the whole THP -- or,
+    with ``fallback`` (5.8+, 3917c80280c9), split the PMD and retry the fault
+    at PTE level, where ``do_wp_page`` decides."""
 
     reuse: bool
     bug: str | None = None
     cost: dict = field(default_factory=dict)
     fallback: bool = False
+    move: bool = False
+    exclusive: bool = False
 
 
 @dataclass
-class ThpBatch:
-    """Outcome of write faults on ``k`` write-protected PTEs of one THP, in
-    address order: the first ``n_cow`` are copied, the rest reused; ``move``
-    says whether ``page_move_anon_rmap`` runs at the first reuse."""
+class WpBatch:
+    """Outcome of write (or unshare) faults on write-protected PTEs, one entry
+    per fault in address order: ``reuse`` (else copy one 4 KiB page),
+    ``move`` (``page_move_anon_rmap`` runs at that fault), ``exclusive``
+    (PageAnonExclusive is set on reuse)."""
 
-    n_cow: int
-    move: bool = False
+    reuse: np.ndarray
+    move: np.ndarray
+    exclusive: np.ndarray
     bug: str | None = None
     cost: dict = field(default_factory=dict)
+
+    @classmethod
+    def copies_then_reuse(cls, k: int, n_cow: int, move: bool = False, bug=None, cost=None) -> "WpBatch":
+        """The first ``n_cow`` of ``k`` faults copy, the rest reuse;
+        ``move``: ``page_move_anon_rmap`` runs at the first reuse."""
+        reuse = np.arange(k) >= n_cow
+        mv = np.zeros(k, dtype=np.bool_)
+        if move and n_cow < k:
+            mv[n_cow] = True
+        return cls(reuse, mv, np.zeros(k, dtype=np.bool_), bug, cost or {})
 
 
 def max_based_batch(mem, h: int, subs: np.ndarray):
@@ -106,18 +122,45 @@ def max_based_batch(mem, h: int, subs: np.ndarray):
 
 
 class Era:
-    """Base policy.  Subclasses set the class attributes and the rules that
-    differ; the docstring of each subclass module names its commits."""
+    """Base policy (the rules every 2016 era shares).  Subclasses set the
+    class attributes and the rules that differ; the docstring of each
+    subclass module names its commits."""
 
     id: str = ""
     title: str = ""
     kernel: str = ""
     commits: tuple[tuple[str, str], ...] = ()
     #: kernel counter functions that exist in this era (for ``assert``)
-    counters: frozenset[str] = frozenset({"page_count", "page_mapcount", "mapcount"})
-    #: eras after 5.19 may map an exclusive anon page writable in mprotect
-    mprotect_makes_writable = False
+    counters: frozenset[str] = frozenset({"page_count", "page_mapcount", "mapcount", "mapping"})
     implemented = True
+
+    # -- rules that are on or off --------------------------------------------
+    #: ``pin`` statements are FOLL_PIN (GUP_PIN_COUNTING_BIAS / _pincount,
+    #: 5.7 3faa52c03f44, 47e29d32afba); before, vfio's pins were FOLL_GET
+    foll_pin = False
+    #: a read GUP on a COW mapping breaks COW like a write (5.8 only)
+    gup_breaks_cow = False
+    #: a PMD write fault never copies 2 MB: split and fall back (5.8+)
+    pmd_fallback = False
+    #: PageAnonExclusive (5.19+)
+    has_anon_exclusive = False
+    #: read-only FOLL_PIN of a shared anonymous page unshares it (5.19+)
+    unshare_ro_pins = False
+    #: read-only long-term pins unshare the zero page too (6.2+)
+    unshare_zero_page = False
+    #: PageDoubleMap and its +1 on every subpage (4.5 .. 6.1)
+    has_double_map = True
+    #: ``split_huge_pmd`` carries the PMD's dirty bit to the PTEs (6.4+)
+    split_keeps_dirty = False
+    #: mprotect maps exclusive anon PTEs writable: None, "dirty" (6.0/6.1:
+    #: only dirty PTEs) or "exclusive" (6.2+)
+    mprotect_upgrade_pte: str | None = None
+    #: mprotect maps an exclusive anon PMD writable (6.2+)
+    mprotect_upgrade_pmd = False
+    #: large folios track two owner mms and a "maybe mapped shared" bit (6.15)
+    tracks_mm_ids = False
+    #: ``anon_vma_clone``'s reuse rule: "degree" (3.19) or "active" (6.0+)
+    anon_vma_reuse = "degree"
 
     def __repr__(self) -> str:
         return f"<era {self.id}>"
@@ -128,6 +171,8 @@ class Era:
             raise KeyError(name)
         if name == "page_trans_huge_mapcount":
             return C.page_trans_huge_mapcount(mem, pfn)[0]
+        if name == "pincount":
+            return C.pincount(mem, pfn, self.foll_pin)
         return getattr(C, name)(mem, pfn)
 
     def mapcount_frames(self, mem, frames: np.ndarray) -> np.ndarray:
@@ -142,43 +187,62 @@ class Era:
     def split_huge_page(self, world, h: int) -> None:
         world.split_huge_page(h)
 
-    # -- GUP and fork (the 2016 eras all use these defaults) -----------------
-    def gup_fault_write(self, write: bool) -> bool:
-        """Whether GUP faults the range in for write.  Until 5.8 only a
-        write GUP does; 17839856fd58 made GUP on COW mappings break COW even
-        for reads."""
-        return write
-
-    def copy_huge_pmd(self, mem, h: int) -> str:
+    # -- fork (the 2016 eras, and 5.8, share everything) -----------------------
+    def copy_huge_pmd(self, world, mm, h: int) -> str:
         """``copy_huge_pmd`` at fork: ``"share"`` (both PMDs write-protected)
-        or ``"split"`` (d042035eaf5f: split a maybe-pinned PMD and copy at PTE
-        level)."""
+        or ``"split"`` (5.9+: split a maybe-pinned PMD in the parent and
+        copy at PTE level)."""
         return "share"
 
-    def copy_pte_range(self, mem, pfns: np.ndarray) -> np.ndarray:
+    def copy_pte_range(self, world, mm, pfns: np.ndarray) -> np.ndarray:
         """``copy_pte_range`` at fork: which pages the child gets a private
-        copy of right away (70e806e4e645: maybe-pinned pages).  Until 5.9:
-        none, every page is shared and write-protected on both sides."""
+        copy of right away (5.9+: maybe-pinned pages).  Until 5.9: none,
+        every page is shared and write-protected on both sides."""
         return np.zeros(len(pfns), dtype=np.bool_)
 
     # -- write-protect faults --------------------------------------------------
-    def do_huge_pmd_wp_page(self, mem, h: int) -> PmdDecision:
+    def do_huge_pmd_wp_page(self, world, mm, h: int, unshare: bool = False) -> PmdDecision:
         raise NotImplementedError
 
-    def do_wp_page_thp(self, mem, h: int, subs: np.ndarray) -> ThpBatch:
+    def do_wp_page_thp(self, world, mm, h: int, subs: np.ndarray, unshare: bool = False) -> WpBatch:
         raise NotImplementedError
 
-    def do_wp_page_order0(self, mem, pfns: np.ndarray):
+    def do_wp_page_order0(self, world, mm, pfns: np.ndarray, unshare: bool = False) -> WpBatch:
         """``do_wp_page`` -> ``reuse_swap_page`` on order-0 pages: reuse iff
         ``page_mapcount <= 1`` (no swap cache in the model), and on reuse
         ``page_move_anon_rmap`` to the faulting VMA's anon_vma.  Unchanged in
         every era from 4.4 to 5.8."""
+        mem = world.mem
         reuse = mem.mapcount[pfns] <= 1
         cost = pte_fault_cost(~reuse, 1, 1, 1)
-        return reuse, reuse.copy(), cost
+        return WpBatch(reuse, reuse.copy(), np.zeros(len(pfns), dtype=np.bool_), None, cost)
 
     # -- cost of the faults that decide nothing ----------------------------------
     def anon_fault_cost(self, level: str, zero_map: bool, n: int, nr: int) -> dict:
         """Cost of new-page and zero-page faults (the same in every era
-        modelled so far); see :func:`anon_fault_cost`."""
+        modelled); see :func:`anon_fault_cost`."""
         return anon_fault_cost(level, zero_map, n, nr)
+
+
+class MaxBasedEra(Era):
+    """The decision Andrea's v1 and the merged fix share:
+    ``page_trans_huge_mapcount() == 1`` on the PMD path and on the PTE path
+    of a THP subpage (what differs -- compound_head, when the anon_vma moves
+    -- is each era's).  6d0a07edd17c; 74f1fd7f."""
+
+    def do_huge_pmd_wp_page(self, world, mm, h, unshare=False):
+        # page_trans_huge_mapcount: every subpage's _mapcount, PageDoubleMap
+        # and compound_mapcount
+        mem = world.mem
+        n = int(mem.nr[h])
+        reuse = C.page_trans_huge_mapcount(mem, h)[0] == 1
+        return PmdDecision(reuse=reuse, cost=pmd_fault_cost(mem, h, reuse, n + 2, None))
+
+    def max_based_thp(self, world, h, subs):
+        """(n_cow, total at the first reuse, cost) of a run of PTE faults on
+        THP ``h`` decided by ``page_trans_huge_mapcount``; every fault, copy
+        or reuse, scans the whole THP."""
+        mem = world.mem
+        n = int(mem.nr[h])
+        n_cow, total = max_based_batch(mem, h, subs)
+        return n_cow, total, thp_subpage_cost(h, subs, n_cow, n + 2, True, n)

@@ -73,21 +73,66 @@ def page_trans_huge_mapcount(mem, pfn: int) -> tuple[int, int]:
     return int(mc.max()) - dm + cmc, int(mc.sum()) - n * dm + cmc
 
 
-def page_mapcount_v44(mem, pfn: int) -> int:
-    """4.4 ``page_mapcount()``: a THP is only PMD-mapped, and the head's
-    ``_mapcount`` counts those PMDs; thpviz answers that for any subpage of a
-    THP (the caller in 4.4 always passes the head)."""
-    h = _head(mem, pfn)
-    if mem.nr[h] == 1:
-        return int(mem.mapcount[pfn])
-    return int(mem.cmc[h])
-
-
 def mapcount_v44(mem, pfn: int) -> int:
-    """4.4 logical ``_mapcount`` of one struct page.  A THP head's counts its
-    PMD mappings; a tail's holds the GUP references taken on that tail
-    (tail-page refcounting, as described in ddc58f27f9ee's message)."""
+    """4.4 logical ``_mapcount`` of one struct page, which is also what 4.4's
+    ``page_mapcount()`` returns for any page (it reads the page's own
+    ``_mapcount``; ``__page_mapcount`` and its compound handling arrived with
+    53f9263baba6 in 4.5).  A THP head's counts its PMD mappings; a tail's
+    holds the GUP references taken on that tail (tail-page refcounting:
+    ``__get_page_tail_foll`` raises the tail's ``_mapcount``)."""
     h = _head(mem, pfn)
     if mem.nr[h] == 1:
         return int(mem.mapcount[pfn])
-    return int(mem.cmc[h]) if pfn == h else int(mem.pins[pfn])
+    return int(mem.cmc[h]) if pfn == h else int(mem.pins[pfn] + mem.refs[pfn])
+
+
+page_mapcount_v44 = mapcount_v44
+
+
+def pincount(mem, pfn: int, foll_pin: bool = True) -> int:
+    """FOLL_PIN pins of the folio (5.8+): ``folio->_pincount`` (the first
+    tail's ``compound_pincount`` before 6.1) for a large folio; for an
+    order-0 page, which has no such field, the GUP_PIN_COUNTING_BIAS units in
+    its refcount -- what ``page_maybe_dma_pinned()`` reads."""
+    h = _head(mem, pfn)
+    if mem.nr[h] > 1:
+        return int(mem.pins[h : h + mem.nr[h]].sum()) if foll_pin else 0
+    return int(mem.refcount[h]) // 1024
+
+
+def anon_exclusive(mem, pfn: int) -> int:
+    """PageAnonExclusive (5.19+) as 0/1: the head's flag while a PMD maps the
+    THP (where the kernel keeps it), else this subpage's own."""
+    h = _head(mem, pfn)
+    if mem.nr[h] > 1 and mem.cmc[h] > 0:
+        return int(bool(mem.anon_exclusive[h]))
+    return int(bool(mem.anon_exclusive[pfn]))
+
+
+def entire_mapcount(mem, pfn: int) -> int:
+    """``folio_entire_mapcount()``: PMD mappings of a large folio (0 for an
+    order-0 page, for which the kernel function is not defined)."""
+    h = _head(mem, pfn)
+    return int(mem.cmc[h]) if mem.nr[h] > 1 else 0
+
+
+def large_mapcount(mem, pfn: int) -> int:
+    """``folio_large_mapcount()`` (``folio_mapcount()`` for an order-0
+    page): every page-table entry mapping any part of the folio."""
+    return total_mapcount(mem, pfn)
+
+
+def maybe_shared(mem, pfn: int) -> int:
+    """6.15's "maybe mapped shared" bit of a large folio (set when a second
+    mm maps it; with three or more mms it can stay set after only one is
+    left); for an order-0 page, ``folio_maybe_mapped_shared()``: mapcount > 1."""
+    h = _head(mem, pfn)
+    if mem.nr[h] > 1:
+        return int(bool(mem.maybe_shared[h]))
+    return int(mem.mapcount[h] > 1)
+
+
+def mapping(mem, pfn: int) -> int:
+    """``page->mapping`` of the (compound) page: the number N of the
+    anon_vma ``avN`` it points at (-1 for none)."""
+    return int(mem.mapping[_head(mem, pfn)])

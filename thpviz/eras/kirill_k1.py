@@ -26,7 +26,8 @@ class EraKirillK1(Era45):
     kernel = "4.5 + thread patch (not merged)"
     commits = (("20160429005106.GB2847@node.shutemov.name", "thread message: total_mapcount() == 1 in do_huge_pmd_wp_page"),)
 
-    def do_huge_pmd_wp_page(self, mem, h):
+    def do_huge_pmd_wp_page(self, world, mm, h, unshare=False):
+        mem = world.mem
         # total_mapcount: compound_mapcount, every subpage's _mapcount,
         # PageDoubleMap
         n = int(mem.nr[h])

@@ -21,6 +21,11 @@ Rules (research notes eras.md section 1; thread.md section 2(c)):
   ``page_move_anon_rmap``.
 * ``do_wp_page`` on an order-0 page: ``reuse_swap_page`` reuses iff
   ``page_mapcount <= 1``; reuse moves the page to the VMA's anon_vma.
+* ``page_mapcount()`` reads the page's own ``_mapcount`` (+1), whatever the
+  page: for a THP head that is its PMD count, for a tail its GUP pin count
+  (``__page_mapcount`` with its compound handling is 4.5's, 53f9263baba6).
+  So ``page_mapcount`` and ``mapcount`` are the same function here, and
+  /proc/kpagecount of a tail reported its pins.
 
 Checked against pre-4.5 source copies: ``__get_page_tail_foll`` raises the
 head's ``_count`` and, through ``get_huge_page_tail``, the tail's
@@ -45,12 +50,12 @@ class Era44(Era):
     kernel = "v4.4 and earlier"
     commits = (("1f25fe20a76a", "pre-image: the reuse test before 'adjust conditions when we can reuse the page on WP fault'"),
                ("ddc58f27f9ee", "pre-image: tail page refcounting, removed by 'mm: drop tail page refcounting'"))
-    counters = frozenset({"page_count", "page_mapcount", "mapcount"})
+    counters = frozenset({"page_count", "page_mapcount", "mapcount", "mapping"})
 
     def counter(self, name, mem, pfn):
-        if name == "page_mapcount":
-            return C.page_mapcount_v44(mem, pfn)
-        if name == "mapcount":
+        if name in ("page_mapcount", "mapcount"):
+            if name not in self.counters:
+                raise KeyError(name)
             return C.mapcount_v44(mem, pfn)
         return super().counter(name, mem, pfn)
 
@@ -59,7 +64,7 @@ class Era44(Era):
         references taken on it (tail-page refcounting)."""
         heads = mem.head[frames]
         thp = mem.nr[heads] > 1
-        return np.where(thp, np.where(frames == heads, mem.cmc[heads], mem.pins[frames]),
+        return np.where(thp, np.where(frames == heads, mem.cmc[heads], mem.pins[frames] + mem.refs[frames]),
                         mem.mapcount[frames])
 
     def split_huge_pmd(self, world, mm, ext):
@@ -74,11 +79,12 @@ class Era44(Era):
     def split_huge_page(self, world, h):
         world.split_huge_page_whole(h)
 
-    def do_huge_pmd_wp_page(self, mem, h):
+    def do_huge_pmd_wp_page(self, world, mm, h, unshare=False):
+        mem = world.mem
         # the head's _mapcount: number of PMDs mapping the THP; one read of
         # the head's struct page, and the copy path's rmap update is there too
         reuse = bool(mem.cmc[h] == 1)
         return PmdDecision(reuse=reuse, cost=pmd_fault_cost(mem, h, reuse, 1, frozenset({0}), rmap=(0,)))
 
-    def do_wp_page_thp(self, mem, h, subs):
+    def do_wp_page_thp(self, world, mm, h, subs, unshare=False):
         raise ThpvizDefect("a THP is never PTE-mapped in 4.4")

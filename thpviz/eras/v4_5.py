@@ -25,10 +25,11 @@ Rules (eras.md section 2, thread.md section 2(b)):
 from __future__ import annotations
 
 from . import counters as C
-from .base import Era, PmdDecision, ThpBatch, pmd_fault_cost, thp_subpage_cost
+from .base import Era, PmdDecision, WpBatch, pmd_fault_cost, thp_subpage_cost
 
 COUNTERS_45 = frozenset(
-    {"page_count", "page_mapcount", "mapcount", "total_mapcount", "compound_mapcount", "double_map"}
+    {"page_count", "page_mapcount", "mapcount", "total_mapcount", "compound_mapcount", "double_map",
+     "mapping"}
 )
 
 
@@ -43,7 +44,8 @@ class Era45(Era):
     )
     counters = COUNTERS_45
 
-    def do_huge_pmd_wp_page(self, mem, h):
+    def do_huge_pmd_wp_page(self, world, mm, h, unshare=False):
+        mem = world.mem
         mapcount = C.page_mapcount(mem, h)
         reuse = mapcount == 1 and C.page_count(mem, h) == 1
         # __page_mapcount reads the head's _mapcount, then compound_mapcount
@@ -52,8 +54,9 @@ class Era45(Era):
         reads = 3 + (mapcount == 1)
         return PmdDecision(reuse=reuse, cost=pmd_fault_cost(mem, h, reuse, reads, frozenset({0, 1})))
 
-    def do_wp_page_thp(self, mem, h, subs):
+    def do_wp_page_thp(self, world, mm, h, subs, unshare=False):
         # reuse_swap_page(): PageTransCompound -> false, for every subpage,
         # before any counter is read
-        n = int(mem.nr[h])
-        return ThpBatch(n_cow=len(subs), cost=thp_subpage_cost(h, subs, len(subs), 0, False, n))
+        n = int(world.mem.nr[h])
+        k = len(subs)
+        return WpBatch.copies_then_reuse(k, k, cost=thp_subpage_cost(h, subs, k, 0, False, n))

@@ -18,43 +18,41 @@ Rules:
   (https://lore.kernel.org/all/20160502152307.GA12310@redhat.com/).
 * ``page_mapcount`` and ``total_mapcount`` are unchanged.
 
-Decision (thpviz): this era includes Kirill's follow-up 0798d3c022dc "mm:
-thp: avoid false positive VM_BUG_ON_PAGE in page_move_anon_rmap()"
-(https://lore.kernel.org/all/1464253620-106404-1-git-send-email-kirill.shutemov@linux.intel.com/,
-Fixes: 6d0a07edd17c; posted after v4.6 was released, merged for v4.7 and
-tagged for 4.5 stable).  Without it a CONFIG_DEBUG_VM kernel trips an address
-check when the single remaining mapping of a PTE-mapped THP is a tail
-subpage; the check was wrong, not the behaviour, so the era does not report
-``bug`` there.
+The two DEBUG_VM-only follow-ups are included, so this era never reports
+``bug`` for that check:
+
+* 0798d3c022dc "mm: thp: avoid false positive VM_BUG_ON_PAGE in
+  page_move_anon_rmap()" (Kirill,
+  https://lore.kernel.org/all/1464253620-106404-1-git-send-email-kirill.shutemov@linux.intel.com/,
+  Fixes: 6d0a07edd17c; merged for v4.7, tagged for 4.5 stable): when the
+  single remaining mapping of a PTE-mapped THP is a tail subpage,
+  ``page_move_anon_rmap`` checked the tail's address against the head's; the
+  fix aligned the address to the huge page.
+* Hugh Dickins' refix
+  (https://lore.kernel.org/all/alpine.LSU.2.11.1607120444540.12528@eggly.anvils/,
+  July 2016): the aligned check still fired when the VMA starts inside the
+  THP (the aligned address lies before ``vm_start``), so he removed the
+  address check altogether.  The check was wrong, not the behaviour.
 """
 
 from __future__ import annotations
 
-from . import counters as C
-from .base import Era, PmdDecision, ThpBatch, max_based_batch, pmd_fault_cost, thp_subpage_cost
+from .base import MaxBasedEra, WpBatch
 from .v4_5 import COUNTERS_45
 
 
-class Era46(Era):
+class Era46(MaxBasedEra):
     id = "4.6"
     title = "merged fix: max-based count for reuse, total_mapcount==1 to move the anon_vma, compound_head"
     kernel = "v4.6 .. v5.7 (and 4.5.y stable)"
     commits = (
         ("6d0a07edd17c", "mm: thp: calculate the mapcount correctly for THP pages during WP faults"),
         ("0798d3c022dc", "mm: thp: avoid false positive VM_BUG_ON_PAGE in page_move_anon_rmap()"),
+        ("alpine.LSU.2.11.1607120444540.12528@eggly.anvils",
+         "Hugh Dickins' refix: remove page_move_anon_rmap()'s address check (thread message)"),
     )
     counters = COUNTERS_45 | {"page_trans_huge_mapcount"}
 
-    def do_huge_pmd_wp_page(self, mem, h):
-        # page_trans_huge_mapcount: every subpage's _mapcount, PageDoubleMap
-        # and compound_mapcount
-        n = int(mem.nr[h])
-        reuse = C.page_trans_huge_mapcount(mem, h)[0] == 1
-        return PmdDecision(reuse=reuse, cost=pmd_fault_cost(mem, h, reuse, n + 2, None))
-
-    def do_wp_page_thp(self, mem, h, subs):
-        n = int(mem.nr[h])
-        n_cow, total = max_based_batch(mem, h, subs)
-        # every fault, copy or reuse, runs page_trans_huge_mapcount again
-        cost = thp_subpage_cost(h, subs, n_cow, n + 2, True, n)
-        return ThpBatch(n_cow=n_cow, move=total == 1, cost=cost)
+    def do_wp_page_thp(self, world, mm, h, subs, unshare=False):
+        n_cow, total, cost = self.max_based_thp(world, h, subs)
+        return WpBatch.copies_then_reuse(len(subs), n_cow, move=total == 1, cost=cost)

@@ -19,9 +19,22 @@ Fields, with the kernel field they stand for:
 ``double_map`` ``PageDoubleMap`` (head only).
 ``mapping``    ``page->mapping`` as an anon_vma id (head or order-0 page).
 ``index``      ``page->index`` (linear page index, head or order-0 page).
-``pins``       GUP references taken on this exact frame.  thpviz bookkeeping
-               (the kernel puts them on the head's refcount); in 4.4 it is
-               also what tail-page refcounting kept in a tail's ``_mapcount``.
+``pins``       long-term pins (``pin`` statements) taken on this exact frame:
+               FOLL_GET references in the 2016 eras, FOLL_PIN from 5.8.
+               thpviz bookkeeping: the kernel keeps them in the head's
+               refcount (+1 each, or +GUP_PIN_COUNTING_BIAS on an order-0
+               page for FOLL_PIN) and, for a large folio, in ``_pincount``.
+``refs``       FOLL_GET references on this frame that are not pins (a pipe's
+               reference after ``vmsplice``); +1 each on the head's refcount.
+               In 4.4, ``pins + refs`` of a THP tail is what tail-page
+               refcounting kept in that tail's ``_mapcount``.
+``anon_exclusive``  PageAnonExclusive (5.19+, 6c287605fd56).  For a PMD-mapped
+               THP only the head's flag is meaningful; ``split_huge_pmd``
+               copies it to every subpage.
+``slot_mm``/``slot_count``  6.15 folio owner tracking (6af8cb80d3a9, head
+               only): two (mm id, mappings of that mm) slots, mm id 0 for a
+               free slot; ``slot_mm2``/``slot_count2`` is the second slot.
+``maybe_shared``  6.15's "maybe mapped shared" bit of a large folio (head).
 ``data``       a version stamp of the frame's contents, so that a lost pin
                shows up as the device and the CPU seeing different data.
 ``writer``     which mm wrote the frame last (-1 nobody, -2 the device).
@@ -51,6 +64,13 @@ class MemMap:
         ("mapping", np.int64, -1),
         ("index", np.int64, 0),
         ("pins", np.int64, 0),
+        ("refs", np.int64, 0),
+        ("anon_exclusive", np.bool_, False),
+        ("slot_mm", np.int64, 0),
+        ("slot_count", np.int64, 0),
+        ("slot_mm2", np.int64, 0),
+        ("slot_count2", np.int64, 0),
+        ("maybe_shared", np.bool_, False),
         ("data", np.int64, 0),
         ("writer", np.int64, -1),
         ("freed", np.bool_, False),

@@ -60,27 +60,32 @@ class Vma:
 
 @dataclass
 class Pmd:
-    """A present huge PMD entry mapping the THP whose head is ``head``."""
+    """A present huge PMD entry mapping the THP whose head is ``head``, with
+    its write and dirty bits."""
 
     head: int
     write: bool
+    dirty: bool = False
 
     def copy(self) -> "Pmd":
-        return Pmd(self.head, self.write)
+        return Pmd(self.head, self.write, self.dirty)
 
 
 class PteTable:
-    """A page table of ``nr`` PTEs: the pfn each maps (-1 for none) and its
-    write bit."""
+    """A page table of ``nr`` PTEs: the pfn each maps (-1 for none), its write
+    bit and its dirty bit (set by the hardware on a write through the entry,
+    and by the fault paths that map a page for writing)."""
 
-    __slots__ = ("pfn", "write")
+    __slots__ = ("pfn", "write", "dirty")
 
-    def __init__(self, nr: int, pfn=None, write=None):
+    def __init__(self, nr: int, pfn=None, write=None, dirty=None):
         self.pfn = np.full(nr, -1, dtype=np.int64) if pfn is None else pfn
-        self.write = np.zeros(nr, dtype=np.bool_) if write is None else write
+        n = len(self.pfn)
+        self.write = np.zeros(n, dtype=np.bool_) if write is None else write
+        self.dirty = np.zeros(n, dtype=np.bool_) if dirty is None else dirty
 
     def copy(self) -> "PteTable":
-        return PteTable(0, self.pfn.copy(), self.write.copy())
+        return PteTable(0, self.pfn.copy(), self.write.copy(), self.dirty.copy())
 
     def empty(self) -> bool:
         return not bool((self.pfn >= 0).any())
@@ -96,6 +101,9 @@ class Mm:
     pt: dict[int, object] = field(default_factory=dict)
     regions: dict[str, tuple[int, int]] = field(default_factory=dict)
     alive: bool = True
+    #: ``mm->has_pinned`` (5.9, 008cfe4418b3; MMF_HAS_PINNED later): this mm
+    #: has ever had a page FOLL_PIN-ned; never cleared, not inherited by fork
+    has_pinned: bool = False
 
     def clone(self) -> "Mm":
         return Mm(
@@ -105,7 +113,14 @@ class Mm:
             {k: e.copy() for k, e in self.pt.items()},
             dict(self.regions),
             self.alive,
+            self.has_pinned,
         )
+
+    def region_bounds(self, name: str) -> tuple[int, int]:
+        """``(first address, end address)`` of a named region (the regions
+        table stores ``(start, length)``)."""
+        start, length = self.regions[name]
+        return start, start + length
 
     # -- VMA lookup --------------------------------------------------------------
     def find_vma(self, addr: int) -> Vma | None:

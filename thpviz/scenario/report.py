@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..invariants import VIOLATIONS
+from ..invariants import EVENT_VIOLATIONS, VIOLATIONS
 from ..model.events import DECISIONS
 from ..model.memmap import KIND_ZERO
 from ..model.mm import Pmd
@@ -51,7 +51,13 @@ def fault_dicts(run: Run, step) -> list[dict]:
 
 
 def page_dicts(world) -> list[dict]:
-    mem = world.mem
+    """Every page (compound or order-0) ever allocated, with the counters of
+    its struct pages as the run's era keeps them.  ``pincount``: references
+    taken by ``pin`` statements (FOLL_GET in the 2016 eras, FOLL_PIN --
+    ``_pincount`` of a large folio -- from 5.8); ``refs``: FOLL_GET references
+    of vmsplice; per-subpage values as ``[[first, last, value], ...]`` runs.
+    Fields an era does not have are left out."""
+    mem, era = world.mem, world.era
     out = []
     for h in mem.page_starts():
         h = int(h)
@@ -59,20 +65,51 @@ def page_dicts(world) -> list[dict]:
             continue
         n = int(mem.nr[h])
         fr = slice(h, h + n)
+        frames = np.arange(h, h + n)
         av = int(mem.mapping[h])
-        out.append({
+        d = {
             "name": mem.name(h),
             "subpages": n,
             "refcount": int(mem.refcount[h]),
             "compound_mapcount": int(mem.cmc[h]) if n > 1 else 0,
             "double_map": bool(mem.double_map[h]),
             "pincount": int(mem.pins[fr].sum()),
-            "mapcount": _runs(world.era.mapcount_frames(mem, np.arange(h, h + n))),
+            "refs_held": int(mem.refs[fr].sum()),
+            "mapcount": _runs(era.mapcount_frames(mem, frames)),
             "anon_vma": f"av{av}" if av >= 0 else None,
             "freed": bool(mem.freed[h]),
             "pins": _runs(mem.pins[fr]),
+            "refs": _runs(mem.refs[fr]),
             "data": _runs(mem.data[fr]),
-        })
+        }
+        if era.has_anon_exclusive:
+            flags = mem.anon_exclusive[fr].astype(np.int64)
+            if n > 1 and mem.cmc[h] > 0:
+                flags = np.full(n, int(mem.anon_exclusive[h]))  # the head's flag counts
+            d["anon_exclusive"] = _runs(flags)
+        if "entire_mapcount" in era.counters and n > 1:
+            d["entire_mapcount"] = int(mem.cmc[h])
+        if "large_mapcount" in era.counters:
+            d["large_mapcount"] = int(world.large_mapcount(h)) if n > 1 else int(mem.mapcount[h])
+        if era.tracks_mm_ids and n > 1:
+            slots = []
+            for mm_id, cnt in ((mem.slot_mm[h], mem.slot_count[h]), (mem.slot_mm2[h], mem.slot_count2[h])):
+                owner = world.mm_by_id(int(mm_id)) if mm_id else None
+                slots.append([owner.name if owner else None, int(cnt)])
+            d["mm_slots"] = slots
+            d["maybe_shared"] = bool(mem.maybe_shared[h])
+        out.append(d)
+    return out
+
+
+def process_dicts(world) -> dict[str, dict]:
+    """Per process: alive, and (eras with FOLL_PIN) ``has_pinned``."""
+    out = {}
+    for mm in world.mms.values():
+        d = {"alive": mm.alive, "mm_id": mm.id}
+        if world.era.foll_pin:
+            d["has_pinned"] = bool(mm.has_pinned)
+        out[mm.name] = d
     return out
 
 
@@ -88,9 +125,10 @@ def mapping_dicts(world) -> dict[str, list[dict]]:
                 rows.append({
                     "range": mm.describe(base, base + nr), "level": "pmd",
                     "page": mem.name(entry.head), "first_subpage": 0, "writable": bool(entry.write),
+                    "dirty": bool(entry.dirty),
                 })
                 continue
-            pf, wr = entry.pfn, entry.write
+            pf, wr, dt = entry.pfn, entry.write, entry.dirty
             present = pf >= 0
             heads = np.where(present, mem.head[np.maximum(pf, 0)], -1)
             zero = present & (mem.kind[np.maximum(pf, 0)] == KIND_ZERO)
@@ -100,7 +138,8 @@ def mapping_dicts(world) -> dict[str, list[dict]]:
             # a new run starts where the page changes, the subpage is not the
             # next one, the write bit changes, or presence changes
             brk = np.ones(nr, dtype=bool)
-            brk[1:] = (heads[1:] != heads[:-1]) | (off[1:] != off[:-1] + 1) | (wr[1:] != wr[:-1])
+            brk[1:] = ((heads[1:] != heads[:-1]) | (off[1:] != off[:-1] + 1) | (wr[1:] != wr[:-1])
+                       | (dt[1:] != dt[:-1]))
             starts = np.nonzero(brk)[0]
             ends = np.concatenate((starts[1:], [nr]))
             for s, e in zip(starts, ends):
@@ -111,7 +150,7 @@ def mapping_dicts(world) -> dict[str, list[dict]]:
                 rows.append({
                     "range": mm.describe(base + s, base + e), "level": "pte",
                     "page": mem.name(h), "first_subpage": 0 if zero[s] else int(off[s]),
-                    "writable": bool(wr[s]),
+                    "writable": bool(wr[s]), "dirty": bool(dt[s]),
                 })
         out[mm.name] = rows
     return out
@@ -128,6 +167,7 @@ def run_to_json(run: Run) -> dict:
             "violations": sorted(s.violations),
             "violation_details": {k: v for k, v in sorted(s.violations.items())},
             "events": [{"kind": e.kind, "message": e.message} for e in s.events],
+            "unshare_faults": sum(len(f) for f in s.faults if f.access == "unshare"),
         }
         if s.error:
             d["error"] = s.error
@@ -149,6 +189,7 @@ def run_to_json(run: Run) -> dict:
         "mismatches": run.mismatches(),
         "pages": page_dicts(run.world),
         "mappings": mapping_dicts(run.world),
+        "processes": process_dicts(run.world),
     }
 
 
@@ -211,7 +252,7 @@ def step_notes(step, fault_lines: list[str]) -> list[Note]:
     if step.error:
         out.append(Note("refused", f"refused: {step.error}"))
     for e in step.events:
-        if e.kind not in ("bug", "leak"):
+        if e.kind not in EVENT_VIOLATIONS:
             out.append(Note("event", f"{e.kind}: {e.message}"))
     if step.assertion is not None:
         out.append(Note("assert", f"assert {'holds' if step.assertion[0] else 'FAILS'}: {step.assertion[2]}"))

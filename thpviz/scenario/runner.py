@@ -191,7 +191,7 @@ def execute(world: World, era, st: Statement) -> tuple[World, StepResult]:
             res.faults = sorted(world.log.faults, key=lambda f: int(f.addrs.min()))
             res.events = list(world.log.events)
     for ev in res.events:
-        if ev.kind in ("bug", "leak"):
+        if ev.kind in invariants.EVENT_VIOLATIONS:
             res.violations.setdefault(ev.kind, []).append(ev.message)
     for kind, details in invariants.check(world).items():
         res.violations[kind] = details
