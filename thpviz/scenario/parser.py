@@ -76,6 +76,9 @@ _CONTROL_NAMES = {
     "\u2029": "paragraph separator", "\ufeff": "byte order mark",
 }
 _TOKEN = re.compile("[^ \t]+")
+#: (these have no nested or overlapping repetition: linear time)
+_IDENT_RE = re.compile("[A-Za-z_][A-Za-z0-9_]*")
+_IDENT_PREFIX = re.compile("[A-Za-z0-9_]*")
 
 
 class ScenarioError(Exception):
@@ -152,14 +155,14 @@ def _cut(text: str, limit: int = 40) -> str:
 
 def is_ident(text: str) -> bool:
     """An ASCII identifier: a letter or ``_``, then letters, digits, ``_``."""
-    return bool(text) and text[0] in _ASCII_LETTERS and all(c in _IDENT_CHARS for c in text)
+    return _IDENT_RE.fullmatch(text) is not None
 
 
 def _natural(text: str) -> int | None:
     """``text`` as a non-negative decimal integer (ASCII digits only), or None;
     a number longer than MAX_DIGITS is returned as 10**MAX_DIGITS (out of
     every range) without converting it."""
-    if not text or not all(c in _ASCII_DIGITS for c in text):
+    if not (text.isascii() and text.isdigit()):
         return None
     return int(text) if len(text) <= MAX_DIGITS else 10 ** MAX_DIGITS
 
@@ -309,24 +312,19 @@ class _State:
     def range(self, tok: str, col: int, regions: dict[str, int]) -> Range | None:
         """``A``, ``A[i]``, ``A[i:j]``, ``A[i:]``, ``A[:j]`` checked against
         the region sizes in ``regions``."""
-        bad = f"bad range {show(tok)}: expected NAME, NAME[i] or NAME[i:j]"
-        n = 0
-        while n < len(tok) and tok[n] in _IDENT_CHARS:
-            n += 1
+        n = _IDENT_PREFIX.match(tok).end()  # type: ignore[union-attr]  # matches the empty string
         name, rest = tok[:n], tok[n:]
         if not is_ident(name):
-            self.err(col, bad)
+            self.err(col, f"bad range {show(tok)}: expected NAME, NAME[i] or NAME[i:j]")
             return None
         lo: int | None = None
         hi: int | None = None
         if rest:
-            if len(rest) < 2 or rest[0] != "[" or rest[-1] != "]":
-                self.err(col, bad)
-                return None
             parts = rest[1:-1].split(":")
             nums = [None if p == "" else _integer(p) for p in parts]
-            if len(parts) > 2 or any(p != "" and v is None for p, v in zip(parts, nums)):
-                self.err(col, bad)
+            if (len(rest) < 2 or rest[0] != "[" or rest[-1] != "]" or len(parts) > 2
+                    or any(p != "" and v is None for p, v in zip(parts, nums))):
+                self.err(col, f"bad range {show(tok)}: expected NAME, NAME[i] or NAME[i:j]")
                 return None
             if len(parts) == 1:
                 if nums[0] is None:
@@ -621,9 +619,7 @@ def _assert(s: _State, ln: _Line) -> None:
         body, bcol = _lstrip_col(body[colon + 1:], bcol + colon + 1)
     form = "assert needs the form 'assert [ERA:] FUNC(RANGE) OP INT'"
     # FUNC ( RANGE ) OP VALUE, blanks allowed between the parts
-    n = 0
-    while n < len(body) and body[n] in _IDENT_CHARS:
-        n += 1
+    n = _IDENT_PREFIX.match(body).end()  # type: ignore[union-attr]  # matches the empty string
     func = body[:n]
     after, acol = _lstrip_col(body[n:], bcol + n)
     close = after.find(")")
@@ -672,9 +668,10 @@ def _assert(s: _State, ln: _Line) -> None:
 # ------------------------------------------------------------------ one line
 def _statement(s: _State, ln: _Line) -> None:
     """A statement line (not a header or expect line)."""
-    toks = _tokens(ln.text, ln.col)
-    handler = _WORLD_STATEMENTS.get(toks[0][0])
+    first = _TOKEN.match(ln.text)
+    handler = _WORLD_STATEMENTS.get(first.group()) if first else None
     if handler is not None:
+        toks = _tokens(ln.text, ln.col)
         ln.verb, ln.vcol = toks[0]
         ln.args = toks[1:]
         handler(s, ln)
