@@ -5,11 +5,12 @@
 # Chromium.
 #
 #   bash scripts/test.sh            everything (what CI runs)
-#   bash scripts/test.sh --quick    the edit loop: engine, parser, CLI, litmus,
-#                                   diagrams, widgets and cost model with small
-#                                   hypothesis and fuzz budgets; no book pages,
-#                                   browser, notebook or slow tests; no setup
-#                                   step (run the full command once first)
+#   bash scripts/test.sh --quick    the edit loop: engine, parser, CLI, litmus
+#                                   files and their golden history, with small
+#                                   hypothesis and fuzz budgets; no diagrams,
+#                                   widgets, cost model, book, browser,
+#                                   notebook or slow tests; no setup step (run
+#                                   the full command once first)
 # Further arguments go to pytest (e.g. -k parser, -x).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,12 +21,14 @@ if [ "${1:-}" = "--quick" ]; then
     echo "test.sh --quick: no .venv yet; run 'bash scripts/test.sh' (or scripts/setup.sh) once" >&2
     exit 2
   fi
-  export THPVIZ_HYPOTHESIS_EXAMPLES="${THPVIZ_HYPOTHESIS_EXAMPLES:-8}"
+  export THPVIZ_HYPOTHESIS_EXAMPLES="${THPVIZ_HYPOTHESIS_EXAMPLES:-4}"
   export THPVIZ_FUZZ_EXAMPLES="${THPVIZ_FUZZ_EXAMPLES:-40}"
   export THPVIZ_FUZZ_MUTATIONS="${THPVIZ_FUZZ_MUTATIONS:-3}"
-  # tests/test_book.py checks the book's pages (its build is marked book)
+  # the front ends' tests (diagrams, widgets, cost plots, the book's pages)
+  # run in the full command
   exec .venv/bin/python -m pytest -q -m "not slow and not book and not browser and not notebook and not live" \
-    --ignore=tests/test_book.py -p no:cacheprovider "$@"
+    --ignore=tests/test_book.py --ignore=tests/test_render.py --ignore=tests/test_widgets.py \
+    --ignore=tests/test_cost.py -p no:cacheprovider "$@"
 fi
 
 bash scripts/setup.sh --browser
