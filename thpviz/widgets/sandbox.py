@@ -133,6 +133,9 @@ class Sandbox(widgets.VBox):
         if last.error:
             self.message.value = f'<span style="color:#D55E00">refused: {panels.e(last.error)}</span>'
             return False
+        if last.assertion is not None and not last.assertion[0]:  # the export must check clean
+            self.message.value = f'<span style="color:#D55E00">not kept: {panels.e(last.assertion[2])}</span>'
+            return False
         self.lines, self.run = lines, r
         self.message.value = f"added <code>{panels.e(line)}</code>"
         self.update()
