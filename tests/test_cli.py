@@ -308,3 +308,14 @@ def test_bad_input_in_every_subcommand_is_exit_2_with_a_position(tmp_path):
     for cmd in (["run", S1, "--era", "9.9"], ["render", S1, "--era", "9.9"], ["storyboard", S1, "--era", "9.9"]):
         code, out, err = run_main(cmd)
         assert code == 2 and "unknown era" in err and len(err.strip().splitlines()) == 1
+
+
+def test_control_characters_never_reach_a_diagram(tmp_path):
+    f = tmp_path / "t.thp"
+    f.write_text("title: red \x1b[31m alert\nthp: 8\nP: mmap A\n")
+    code, _, err = run_main(["storyboard", f, "-o", tmp_path / "t.html"])
+    assert code == 2 and err.startswith(f"{f}:1:12: escape U+001B is not allowed")
+    code, _, err = run_main(["storyboard", S1, "--era", "4.5", "--title", "a\x1b[31mb", "-o", tmp_path / "t.html"])
+    assert code == 2 and err.strip() == "thpviz storyboard: --title: a title cannot contain escape U+001B (a control " \
+                                        "character)"
+    assert not (tmp_path / "t.html").exists()

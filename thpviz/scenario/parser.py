@@ -801,7 +801,7 @@ def header_value(key: str, value: str) -> str:
     value = str(value)
     bad = control_char(value)
     if bad is not None:
-        raise ValueError(f"a {key} cannot contain a {bad[1]}")
+        raise ValueError(f"a {key} cannot contain {bad[1]} (a control character)")
     if "#" in value:
         raise ValueError(f"a {key} cannot contain '#' (it starts a comment in a scenario)")
     return value.strip(_BLANKS)
