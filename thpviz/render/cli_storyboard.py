@@ -19,9 +19,15 @@ def add_parser(subparsers, name: str, help: str):
 
 
 def run_storyboard(args) -> int:
-    from ..cli import load_one, write_output
+    from ..cli import CliError, load_one, write_output
+    from ..scenario.parser import header_value
     from .storyboard import storyboard_html, storyboard_page
 
+    if args.title is not None:
+        try:
+            args.title = header_value("title", args.title)
+        except ValueError as err:
+            raise CliError(f"thpviz storyboard: --title: {err}") from None
     scn, eras = load_one(args.file, args.era)
     html = storyboard_html(scn, eras, title=args.title)
     if args.page:
