@@ -275,6 +275,7 @@ SUBCOMMANDS = [
     ("render", "thpviz.render.cli_render", "draw one step as SVG/PNG/DOT"),
     ("storyboard", "thpviz.render.cli_storyboard", "write a static HTML storyboard"),
     ("cowc", "thpviz.cowc", "replay the kernel's cow.c selftest families in the model, per era"),
+    ("live", "thpviz.live.cli_live", "run scenarios on this kernel (or a QEMU guest) and judge them"),
 ]
 
 

@@ -14,6 +14,8 @@ def add_parser(subparsers, name: str, help: str):
     p.add_argument("-o", "--output", default="-", help="output file (.svg, .png, .pdf, .dot); - for stdout")
     p.add_argument("--format", choices=("svg", "png", "pdf", "dot"), help="output format (default: from -o)")
     p.add_argument("--no-legend", action="store_true", help="leave the legend out")
+    p.add_argument("--layout", choices=("wide", "narrow"), default="wide",
+                   help="wide: left to right (default); narrow: one column, top to bottom")
     p.set_defaults(func=run_render)
     return p
 
@@ -34,6 +36,6 @@ def run_render(args) -> int:
         raise CliError(f"thpviz render: unknown output format {fmt!r} (svg, png, pdf, dot)")
     r = run(scn, era, keep_snapshots=True)
     title = f"{scn.title or scn.path} — era {era.id}, step {k}/{n}"
-    d = Diagram(run_dot(r, k, title=title, legend=not args.no_legend))
+    d = Diagram(run_dot(r, k, title=title, legend=not args.no_legend, layout=args.layout))
     write_output(args.output, d.render(fmt), inputs=[args.file])
     return 0
