@@ -8,9 +8,9 @@
 #   bash scripts/test.sh --quick    the edit loop: engine, parser, CLI, litmus
 #                                   files and their golden history, with small
 #                                   hypothesis and fuzz budgets; no diagrams,
-#                                   widgets, cost model, book, browser,
-#                                   notebook or slow tests; no setup step (run
-#                                   the full command once first)
+#                                   widgets, cost model, live lab, book,
+#                                   browser, notebook or slow tests; no setup
+#                                   step (run the full command once first)
 # Further arguments go to pytest (e.g. -k parser, -x).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,11 +24,13 @@ if [ "${1:-}" = "--quick" ]; then
   export THPVIZ_HYPOTHESIS_EXAMPLES="${THPVIZ_HYPOTHESIS_EXAMPLES:-4}"
   export THPVIZ_FUZZ_EXAMPLES="${THPVIZ_FUZZ_EXAMPLES:-40}"
   export THPVIZ_FUZZ_MUTATIONS="${THPVIZ_FUZZ_MUTATIONS:-3}"
-  # the front ends' tests (diagrams, widgets, cost plots, the book's pages)
-  # run in the full command
+  # the front ends' tests (diagrams, widgets, cost plots, the live lab, the
+  # book's pages) run in the full command
   exec .venv/bin/python -m pytest -q -m "not slow and not book and not browser and not notebook and not live" \
-    --ignore=tests/test_book.py --ignore=tests/test_render.py --ignore=tests/test_widgets.py \
-    --ignore=tests/test_cost.py -p no:cacheprovider "$@"
+    --ignore-glob='tests/test_book*.py' --ignore-glob='tests/test_render*.py' \
+    --ignore-glob='tests/test_widgets*.py' --ignore-glob='tests/test_cost*.py' \
+    --ignore-glob='tests/test_live*.py' --ignore-glob='tests/test_storyboard*.py' \
+    -p no:cacheprovider "$@"
 fi
 
 bash scripts/setup.sh --browser
