@@ -40,7 +40,7 @@ from pathlib import Path
 import yaml
 
 from thpviz.eras import ERAS, MODERN_ERAS, THREAD_ERAS
-from thpviz.scenario import parse_file, run
+from thpviz.scenario import parse_file, parse_verdict, run
 
 BOOK = Path(__file__).resolve().parent
 ROOT = BOOK.parent
@@ -88,12 +88,6 @@ def engine_run(rel: str, era: str, snapshots: bool = False):
 def verdict(rel: str, era: str) -> str:
     """The engine's verdict in ``expect`` form: ``DECISION VIOLATIONS|clean``."""
     return _verdict_of(engine_run(rel, era))
-
-
-def parse_verdict(text: str) -> tuple[str, frozenset]:
-    toks = str(text).split()
-    viol = frozenset(t for t in toks[1:] if t != "clean")
-    return toks[0], viol
 
 
 def same_verdict(claimed: str, engine: str) -> bool:

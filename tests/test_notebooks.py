@@ -104,6 +104,8 @@ def test_the_sandbox_a_reader_clicks_starts_empty():
         assert not re.search(rf"\b{name}\.(add|do|undo|select)\(", code), f"a later cell changes {name}"
     assert not re.search(rf"\b{name}\.(add|do)\(", cells[i])
 
+pytestmark = pytest.mark.notebook
+
 
 def test_there_are_workshop_notebooks():
     names = {p.stem for p in NOTEBOOKS}

@@ -59,15 +59,20 @@ CACHE_BYTES = 64 * 1024 * 1024
 FAILED_ITEMS = 256
 
 
-class GraphvizMissing(RuntimeError):
+class GraphvizError(RuntimeError):
+    """``dot`` could not be run, failed, or took too long (the base of the
+    three below; the command line turns it into one line and exit 2)."""
+
+
+class GraphvizMissing(GraphvizError):
     """``dot`` is not installed (Debian/Ubuntu: ``apt-get install graphviz``)."""
 
 
-class DotError(RuntimeError):
+class DotError(GraphvizError):
     """``dot`` rejected the graph (the message is its stderr)."""
 
 
-class LayoutTimeout(RuntimeError):
+class LayoutTimeout(GraphvizError):
     """``dot`` did not finish in time; the same DOT text is not laid out again."""
 
 
@@ -75,6 +80,8 @@ def dot_binary() -> str:
     """Path of ``dot``: ``$THPVIZ_DOT``, then the PATH, then /usr/bin/dot."""
     env = os.environ.get("THPVIZ_DOT")
     if env:
+        if not (os.path.isfile(env) and os.access(env, os.X_OK)):
+            raise GraphvizMissing(f"THPVIZ_DOT={env} is not an executable program (unset it to use dot from PATH)")
         return env
     found = shutil.which("dot")
     if found:
@@ -198,6 +205,8 @@ def render(dot_text: str, fmt: str = "svg", timeout: float = 60.0) -> bytes:
         raise GraphvizMissing(f"cannot run {dot_binary()}: {err}") from None
     if proc.returncode != 0:
         raise DotError(f"dot failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[:2000]}")
+    if not proc.stdout:
+        raise DotError(f"{dot_binary()} gave no output")
     return proc.stdout
 
 
@@ -322,7 +331,11 @@ def render_svg(dot_text: str, timeout: float = DEFAULT_TIMEOUT) -> str:
                 _server.close()
                 _server = None
             if _server is None:
-                _server = _DotServer(dot_binary())
+                binary = dot_binary()
+                try:
+                    _server = _DotServer(binary)
+                except OSError as err:
+                    raise GraphvizMissing(f"cannot run {binary}: {err.strerror or err}") from None
             status, out = _server.render(dot_text, timeout)
             if status != "ok":
                 _server.close()

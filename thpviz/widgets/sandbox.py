@@ -40,13 +40,12 @@ PIN_OPS = {"unpin": "unpin", "dma_write": "dma_write", "dma_read": "dma_read"}
 
 
 def check_title(title: str) -> str:
-    """A title the exported ``title:`` header keeps exactly: one line, no
-    ``#`` (it starts a comment), no control characters."""
-    title = str(title).strip()
-    bad = [c for c in title if c == "#" or (ord(c) < 32 or 0x7F <= ord(c) < 0xA0 or c in "\u2028\u2029\x85")]
-    if bad or not title:
-        raise ValueError(f"a sandbox title must be one non-empty line without '#' or control characters: {title!r}")
-    return title
+    """A title the exported ``title:`` header keeps exactly (the parser's
+    rule, :func:`thpviz.scenario.parser.header_value`): one line, no ``#``,
+    no control characters."""
+    from ..scenario.parser import header_value
+
+    return header_value("title", title)
 
 
 def range_text(region: str, size: int, lo: int, hi: int) -> str:
@@ -64,10 +63,12 @@ class Sandbox(widgets.VBox):
 
     def __init__(self, era="4.5", thp: int = 8, title: str = "built in the thpviz sandbox", **kw):
         from ..eras import ERAS
+        from ..scenario.parser import format_header
 
         self.era = era_of(era)
+        format_header(thp=thp)  # ValueError for a thp the language cannot hold
         self.thp = thp
-        self.title = check_title(title)
+        self.title = check_title(title)  # ValueError for a title the export could not hold
         self.lines: list[str] = []
         self._reset_run()
         self.uid = f"thpviz-sandbox-{next(_ids)}"
@@ -118,7 +119,9 @@ class Sandbox(widgets.VBox):
     def text(self) -> str:
         """The scenario built so far, with an ``expect`` line for the era
         stating what the engine found (so ``thpviz check`` re-checks it)."""
-        out = [f"title: {self.title}", "source: thpviz sandbox", f"thp: {self.thp}", ""]
+        from ..scenario.parser import format_header
+
+        out = format_header(title=self.title, source="thpviz sandbox", thp=self.thp) + [""]
         out += self.lines
         if self.run is not None and self.lines:
             v = " ".join(sorted(self.run.violations)) or "clean"
@@ -146,16 +149,18 @@ class Sandbox(widgets.VBox):
     # ------------------------------------------------------------ actions
     def add(self, line: str) -> bool:
         """Append one statement and run it alone on the last snapshot; keep
-        it only if it parses, names only counters the era has, and the
-        modelled kernel accepts it.  Returns whether it was kept."""
+        it only if it is one statement line that parses, names only counters
+        the era has, is accepted by the modelled kernel and, for an assert,
+        holds (the export must pass ``thpviz check``).  Returns whether it
+        was kept."""
         from ..model.events import ThpvizDefect
         from ..scenario import ScenarioError, check_eras, parse_text
+        from ..scenario.parser import check_statement_line
         from ..scenario.runner import execute
 
-        if "\n" in line or "\r" in line:
-            return self._refuse("one statement at a time (no line breaks)")
         lines = self.lines + [line]
         try:
+            check_statement_line(line, "<sandbox>")
             scn = parse_text(self._body(lines), "<sandbox>")
             check_eras(scn, [self.era])
         except ScenarioError as err:
@@ -169,6 +174,8 @@ class Sandbox(widgets.VBox):
             return self._refuse(f"internal inconsistency (a thpviz bug): {err}")
         if step.error:
             return self._refuse(f"refused: {step.error}")
+        if step.assertion is not None and not step.assertion[0]:  # the export must check clean
+            return self._refuse(f"not kept: {step.assertion[2]}")
         self.lines, self._scn = lines, scn
         self._steps.append(step)
         self._snaps.append(world)
