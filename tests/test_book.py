@@ -38,12 +38,7 @@ MESSAGE_IDS = {m["message_id"]: m["id"] for m in THREAD["messages"]}
 BY_ID = {m["id"]: m for m in THREAD["messages"]}
 COMMITS = {c["id"] for c in THREAD["commits"]}
 #: commits of the 4.5 THP series that the book names but the thread index
-<<<<<<< HEAD
-#: does not list (split_huge_pmd, split_huge_page, and the series' PMD
-#: split rework), as named by the 4.5 series
-=======
 #: does not list (ids from docs/sources.md, eras.md section 2)
->>>>>>> main
 SERIES_COMMITS = {"eef1b3ba053a", "e9b61f19858a", "9a982250f773"}
 #: messages outside the thread that the book links, each with why
 RELATED_MESSAGES = {

@@ -276,6 +276,7 @@ SUBCOMMANDS = [
     ("storyboard", "thpviz.render.cli_storyboard", "write a static HTML storyboard"),
     ("cowc", "thpviz.cowc", "replay the kernel's cow.c selftest families in the model, per era"),
     ("live", "thpviz.live.cli_live", "run scenarios on this kernel (or a QEMU guest) and judge them"),
+    ("doctor", "thpviz.doctor", "check this machine is ready for the workshop"),
 ]
 
 
@@ -315,18 +316,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-<<<<<<< HEAD
-#: subcommands that live next to what they drive: (name, module with an
-#: ``add_parser(sub, name, help)``, help).  The modules must import nothing
-#: heavy at module level, so ``thpviz --help`` stays fast.
-SUBCOMMANDS = [
-    ("render", "thpviz.render.cli_render", "draw one step as SVG/PNG/DOT"),
-    ("storyboard", "thpviz.render.cli_storyboard", "write a static HTML storyboard"),
-    ("cowc", "thpviz.cowc", "replay the kernel's cow.c selftest families in the model, per era"),
-    ("live", "thpviz.live.cli_live", "run scenarios on this kernel (or a QEMU guest) and judge them"),
-    ("doctor", "thpviz.doctor", "check this machine is ready for the workshop"),
-]
-=======
 # ------------------------------------------------------------------ errors
 def _one_line(e: BaseException) -> str:
     text = " ".join(str(e).split()) or "(no message)"
@@ -399,7 +388,6 @@ def exit_status(exc: BaseException) -> int:
 
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
     return EXIT_BUG
->>>>>>> main
 
 
 def main(argv=None) -> int:

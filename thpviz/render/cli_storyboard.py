@@ -27,40 +27,17 @@ def run_storyboard(args) -> int:
     from ..scenario.parser import header_value
     from .storyboard import storyboard_html, storyboard_page
 
-<<<<<<< HEAD
-    try:
-        eras = [get(e) for e in args.era] if args.era else None
-    except KeyError as err:
-        print(f"thpviz: {err.args[0]}", file=sys.stderr)
-        return 2
-    try:
-        scn = parse_file(args.file)
-        eras = eras or eras_for(scn)
-        check_eras(scn, eras)
-    except ScenarioError as err:
-        print("\n".join(err.errors), file=sys.stderr)
-        return 2
-    start = int(args.start) if args.start.isdigit() else args.start
-    try:
-        html = storyboard_html(args.file, eras, title=args.title, start=start, reveal=not args.show_verdicts)
-    except ValueError as err:  # a --start that names no statement
-        print(f"thpviz storyboard: {err}", file=sys.stderr)
-        return 2
-    except GraphvizMissing as err:
-        print(f"thpviz storyboard: {err}", file=sys.stderr)
-        return 2
-    except ThpvizDefect as err:
-        print(f"thpviz: internal inconsistency (a thpviz bug): {err}", file=sys.stderr)
-        return 3
-=======
     if args.title is not None:
         try:
             args.title = header_value("title", args.title)
         except ValueError as err:
             raise CliError(f"thpviz storyboard: --title: {err}") from None
     scn, eras = load_one(args.file, args.era)
-    html = storyboard_html(scn, eras, title=args.title)
->>>>>>> main
+    start = int(args.start) if args.start.isdigit() else args.start
+    try:
+        html = storyboard_html(scn, eras, title=args.title, start=start, reveal=not args.show_verdicts)
+    except ValueError as err:  # a --start that names no statement
+        raise CliError(f"thpviz storyboard: --start: {err}") from None
     if args.page:
         html = storyboard_page([html], title=args.title or scn.title or args.file)
     write_output(args.output, html, inputs=[args.file])
