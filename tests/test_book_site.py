@@ -11,11 +11,9 @@ from __future__ import annotations
 import re
 import sys
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 import yaml
-
 from test_book import BOOK, ROOT, built_book  # noqa: F401  (shared session build)
 
 sys.path.insert(0, str(BOOK))
@@ -177,7 +175,7 @@ def test_handout_has_every_notebook_exercise():
     names = {name for _, name, _ in found}
     assert {"01-false-cow.md", "02-fixes.md", "03-sandbox.md"} <= names
     html = tb.handout().data
-    for _, name, items in found:
+    for _, _name, items in found:
         assert items
         for ex, text in items:
             assert text.split()[0] in html and f"<b>{ex}.</b>" in html

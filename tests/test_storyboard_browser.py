@@ -18,9 +18,19 @@ from conftest import IN_CI, KIRILL, SCENARIOS
 from thpviz.eras import ERAS
 from thpviz.render import graphviz_run
 from thpviz.render.scene import build_scene
-from thpviz.render.storyboard import (MIN_TEXT_PX, PT_PX, alt_text, decisive_step, mask_assert, readable_scale,
-                                      resolve_start, scene_figure_html, sized_svg, storyboard_html,
-                                      storyboard_page)
+from thpviz.render.storyboard import (
+    MIN_TEXT_PX,
+    PT_PX,
+    alt_text,
+    decisive_step,
+    mask_assert,
+    readable_scale,
+    resolve_start,
+    scene_figure_html,
+    sized_svg,
+    storyboard_html,
+    storyboard_page,
+)
 from thpviz.scenario import parse_file, run
 
 VFIO = SCENARIOS / "regression" / "pin-mprotect-cycle-write.thp"

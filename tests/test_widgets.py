@@ -7,7 +7,6 @@ import re
 import pytest
 from conftest import KIRILL, SCENARIOS
 
-from thpviz.eras import ERAS
 from thpviz.scenario import parse_file, parse_text, run
 from thpviz.scenario.report import mapping_dicts, page_dicts
 from thpviz.widgets import EraCompare, Sandbox, ScenarioPlayer

@@ -62,15 +62,17 @@ def render_deck(root: Path) -> str:
     if str(book) not in sys.path:
         sys.path.insert(0, str(book))
     import thpbook as tb
+
     from thpviz.render.storyboard import page_assets, storyboard_html
 
     source = (root / "slides" / "workshop.md").read_text(encoding="utf-8")
     source = re.sub(r"<!--.*?-->", "", source, flags=re.S)
     sections = []
     for n, raw in enumerate(re.split(r"^---\s*$", source, flags=re.M), 1):
-        md, html_parts = [], []
+        md: list[str] = []
+        html_parts: list[str] = []
 
-        def flush():
+        def flush(md=md, html_parts=html_parts):
             if md:
                 html_parts.append(_markdown("\n".join(md)))
                 md.clear()

@@ -17,8 +17,8 @@ from ..render import graphviz_run
 from ..render.dot import VIOL_FILL, scene_dot
 from ..render.scene import build_scene
 from ..render.source import comment_of
-from ..render.storyboard import counter_table_html as _counter_table
 from ..render.storyboard import _STYLE, alt_text, figure_html, note_items, page_rows, scene_figure_html  # noqa: F401
+from ..render.storyboard import counter_table_html as _counter_table
 
 _BOX = ("background:#FBFAF6;color:#1A1A1A;font-family:Helvetica,Arial,sans-serif;font-size:13px;"
         "padding:4px 6px;border-radius:4px")
