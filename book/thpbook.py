@@ -6,12 +6,12 @@ snapshots and formats what the engine computed.  It never decides a verdict
 itself.  Drawing is delegated to ``thpviz.render`` (readable SVG figures,
 storyboards) and ``thpviz.cost``; the thread appendix, which is about the
 emails rather than the model, is made by ``thpthread.py`` from
-``data/thread.yaml`` (the PNG timeline of ``thpviz.render.timeline`` is
-still offered by :func:`timeline`).
+``data/thread.yaml``.
 
-Predict, then reveal: a scenario listing hides its ``expect`` lines and the
-values of its ``assert`` lines behind a reveal control, and storyboards hide
-each era's verdict the same way.  Tables of verdicts and counters are
+Predict, then reveal: a scenario listing shows its headers and statements
+(``assert`` values as ``?``) and keeps the whole file, comments and ``expect``
+lines included, behind a reveal control; storyboards hide each era's verdict
+the same way.  Tables of verdicts and counters are
 answers: a chapter shows them only after the exercises that ask about them
 (``tests/test_book.py`` checks the order).
 
@@ -371,14 +371,6 @@ def diagram(rel: str, era: str, after: int | str = -1):
     return _html(scene_figure_html(scene, uid))
 
 
-def legend():
-    """The diagrams' key as a figure: one small scenario step with every
-    kind of box and edge, and the list of what each means."""
-    from thpviz.render.storyboard import legend_html, page_assets
-
-    return _html(page_assets() + f'<div class="thpviz-storyboard">{legend_html()}</div>')
-
-
 # ------------------------------------------------------------------ config
 @lru_cache(maxsize=None)
 def config() -> dict:
@@ -453,15 +445,6 @@ def messages() -> dict[str, dict]:
     return {m["id"]: m for m in thread()["messages"]}
 
 
-def timeline(highlight=()):
-    """Every message of the thread on a time axis, drawn by
-    :func:`thpviz.render.timeline.timeline_figure` from ``data/thread.yaml``;
-    ``highlight``: message ids drawn larger.  Returns a PNG image output."""
-    from thpviz.render.timeline import timeline_figure
-
-    return figure(timeline_figure(thread(), highlight))
-
-
 def figure(fig, dpi: int = 100):
     """A matplotlib figure as a PNG image output, shown the same way whatever
     matplotlib backend the kernel runs with."""
@@ -472,12 +455,6 @@ def figure(fig, dpi: int = 100):
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return Image(data=buf.getvalue(), format="png")
-
-
-def links(*ids: str) -> str:
-    """Markdown links for message ids (M01...), as in data/thread.yaml."""
-    ms = messages()
-    return ", ".join(f"[{i}]({ms[i]['link']})" for i in ids)
 
 
 # ------------------------------------------------------------- reader's key
