@@ -66,15 +66,15 @@ def toc_files() -> list[str]:
 PAGES = toc_files()
 #: chapters other engineers write (their own tests check them); the style
 #: rules below that are about this book's teaching apply to the other pages
-OTHERS = {"aftermath", "live", "analysis", "practice"}
+OTHERS = {"analysis", "practice"}
 OWN_PAGES = [p for p in PAGES if p not in OTHERS]
 #: pages that are not chapters of the story: the cost model's chapter, the
 #: thread appendix and the handout (generated from data), and chapters other
 #: engineers own (they bring their own tests)
-NOT_STORY = {"costs", "thread", "handout", "live", "analysis", "practice", "aftermath"}
+NOT_STORY = {"costs", "thread", "handout", "analysis", "practice"}
 CHAPTERS = [p for p in PAGES if p not in NOT_STORY]
 #: pages with exercises in the sphinx-exercise form
-EXERCISE_PAGES = [p for p in PAGES if p not in {"thread", "handout"} | {"live", "analysis", "practice", "aftermath"}]
+EXERCISE_PAGES = [p for p in PAGES if p not in {"thread", "handout"} | {"analysis", "practice"}]
 
 
 #: page -> replacement source, for the tests that check the checks
