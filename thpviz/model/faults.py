@@ -14,7 +14,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .events import COW_HUGE, COW_SMALL, NEW, REUSE, ZERO, FaultBatch, OpError, ThpvizDefect
+from .events import (
+    COW_HUGE,
+    COW_SMALL,
+    NEW,
+    REUSE,
+    ZERO,
+    FaultBatch,
+    OpError,
+    ThpvizDefect,
+)
 from .memmap import KIND_ZERO, PAGE_SIZE
 from .mm import Mm, Pmd, PteTable, Vma
 

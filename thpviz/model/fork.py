@@ -93,5 +93,5 @@ class ForkMixin:
         mm.pt = {}
         mm.alive = False
         for pin in self.pins.values():
-            if pin.owner == proc:
+            if pin.active and pin.owner == proc:
                 pin.excused[:] = True

@@ -58,20 +58,28 @@ class RmapMixin:
                 yield from m.vmas
         yield from extra
 
-    def anon_vma_counts(self, av_id: int, extra: tuple = ()) -> tuple[int, int]:
-        """``(num_active_vmas, num_children)`` of anon_vma ``av_id`` (see the
-        module docstring); ``extra`` are VMAs being built that already count."""
+    def anon_vma_census(self, extra: tuple = ()) -> tuple[dict, dict]:
+        """``num_active_vmas`` and ``num_children`` of every anon_vma (see the
+        module docstring), counted once from the live VMAs; ``extra`` are
+        VMAs being built that already count."""
         vmas = list(self._live_vmas(extra))
-        active = sum(1 for v in vmas if v.anon_vma == av_id)
-        linked = {a for v in vmas for a in v.avcs}
-        children = sum(
-            1 for a in self.anon_vmas
-            if a.parent == av_id and a.id != av_id and a.id in linked
-        )
-        me = self.anon_vmas[av_id]
-        if me.root == av_id and av_id in linked:
-            children += 1  # the root's self-parent link
+        active: dict[int, int] = {}
+        linked: set[int] = set()
+        for v in vmas:
+            if v.anon_vma is not None:
+                active[v.anon_vma] = active.get(v.anon_vma, 0) + 1
+            linked.update(v.avcs)
+        children: dict[int, int] = {}
+        for a in self.anon_vmas:
+            if a.id in linked:
+                # a child with a non-empty tree; the root counts itself
+                children[a.parent] = children.get(a.parent, 0) + 1
         return active, children
+
+    def anon_vma_counts(self, av_id: int, extra: tuple = ()) -> tuple[int, int]:
+        """``(num_active_vmas, num_children)`` of anon_vma ``av_id``."""
+        active, children = self.anon_vma_census(extra)
+        return active.get(av_id, 0), children.get(av_id, 0)
 
     def anon_vma_fork(self, child_vma: Vma, parent_vma: Vma, extra: tuple = ()) -> None:
         """``anon_vma_fork`` = ``anon_vma_clone`` + a new anon_vma: link the
@@ -83,12 +91,13 @@ class RmapMixin:
             return
         child_vma.avcs = tuple(parent_vma.avcs)
         child_vma.anon_vma = None
+        active, children = self.anon_vma_census(extra)
         for av_id in parent_vma.avcs:
-            active, children = self.anon_vma_counts(av_id, extra)
+            a, c = active.get(av_id, 0), children.get(av_id, 0)
             if self.era.anon_vma_reuse == "degree":
-                ok = av_id != parent_vma.anon_vma and active + children < 2
+                ok = av_id != parent_vma.anon_vma and a + c < 2
             else:
-                ok = children < 2 and active == 0
+                ok = c < 2 and a == 0
             if ok:
                 child_vma.anon_vma = av_id
                 return

@@ -206,7 +206,7 @@ class VmaOpsMixin:
         """The owner unmapped or discarded these addresses itself: its pins
         there no longer promise anything (Jerome's guarantee excludes it)."""
         for pin in self.pins.values():
-            if pin.owner == mm.name:
+            if pin.active and pin.owner == mm.name:
                 pin.excused |= (pin.vas >= lo) & (pin.vas < hi)
 
     # ------------------------------------------------------------ operations
@@ -348,7 +348,7 @@ class VmaOpsMixin:
             if entry.empty() and not mm.vmas_in(ext * nr, ext * nr + nr):
                 del mm.pt[ext]
         for pin in self.pins.values():
-            if pin.owner == proc:
+            if pin.active and pin.owner == proc:
                 m = (pin.vas >= lo) & (pin.vas < hi)
                 pin.vas[m] += delta
         mm.regions[new_region] = (dst, hi - lo)

@@ -64,9 +64,13 @@ class World(RmapMixin, FaultMixin, VmaOpsMixin, ForkMixin, GupMixin):
         w = World.__new__(World)
         w.era, w.nr = self.era, self.nr
         w.mem = self.mem.clone()
-        w.mms = {k: m.clone() for k, m in self.mms.items()}
+        # an exited process and a released pin never change again (every
+        # operation refuses a dead mm; the loops over pins skip released
+        # ones), so clones share them: a clone costs what is live, not the
+        # whole history of the run
+        w.mms = {k: m.clone() if m.alive else m for k, m in self.mms.items()}
         w.anon_vmas = list(self.anon_vmas)
-        w.pins = {k: p.clone() for k, p in self.pins.items()}
+        w.pins = {k: p.clone() if p.active else p for k, p in self.pins.items()}
         w.clock, w.next_va, w.mm_serial = self.clock, self.next_va, self.mm_serial
         w.huge_zero_pfn, w.zero_pfn = self.huge_zero_pfn, self.zero_pfn
         w.log = StepLog()
