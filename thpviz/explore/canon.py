@@ -60,7 +60,6 @@ import itertools
 
 import numpy as np
 
-from ..model.memmap import MemMap
 from ..model.mm import Pmd
 
 PFN, AVID, MMID, DROP = "pfn", "avid", "mmid", "drop"
