@@ -130,18 +130,22 @@ def difference(era_ids, steps, worlds) -> str | None:
 
 
 def _decisions_text(ds, world) -> str:
+    """Decisions as runs: ``P write A[0:4] cow-small, P write A[4] reuse``."""
     if not ds:
         return "no fault"
-    out = []
+    runs: list[list] = []  # [proc, access, lo, hi, decision]
     for proc, access, addr, dec in ds:
-        mm = world.mms.get(proc)
-        where = mm.describe(addr, addr + 1) if mm is not None else str(addr)
-        item = f"{proc} {access} {where} {dec}"
-        if not out or out[-1][0] != item:
-            out.append([item, 1])
+        last = runs[-1] if runs else None
+        if last is not None and last[0] == proc and last[1] == access and last[4] == dec and last[3] == addr:
+            last[3] = addr + 1
         else:
-            out[-1][1] += 1
-    return ", ".join(i if n == 1 else f"{i} x{n}" for i, n in out)
+            runs.append([proc, access, addr, addr + 1, dec])
+    out = []
+    for proc, access, lo, hi, dec in runs:
+        mm = world.mms.get(proc)
+        where = mm.describe(lo, hi) if mm is not None else f"{lo}:{hi}"
+        out.append(f"{proc} {access} {where} {dec}")
+    return ", ".join(out)
 
 
 def _lost_kind(world, detail: str) -> str:
