@@ -29,6 +29,7 @@ import yaml
 
 from thpviz.eras import ERAS
 from thpviz.scenario import parse_file, run
+from thpviz.scenario.parser import parse_verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -101,11 +102,6 @@ def claims(page: str) -> dict:
 def engine_verdict(rel: str, era: str) -> tuple[str, frozenset]:
     r = run(parse_file(str(ROOT / rel)), ERAS[era])
     return r.last_write, frozenset(r.violations)
-
-
-def parse_verdict(text: str) -> tuple[str, frozenset]:
-    toks = str(text).split()
-    return toks[0], frozenset(t for t in toks[1:] if t != "clean")
 
 
 # ------------------------------------------------------------ the build
