@@ -92,7 +92,8 @@ class FaultMixin:
                 if vma is not None and vma.huge and vma.start <= ext * nr and vma.end >= ext * nr + nr:
                     self._huge_fault(mm, vma, ext, a, write, gup)
                     continue
-                entry = mm.pt[ext] = PteTable(nr)
+                entry = PteTable(nr)
+                self._pt_set(mm, ext, entry)
             if isinstance(entry, Pmd):
                 if not (write and not entry.write):
                     continue
@@ -113,6 +114,7 @@ class FaultMixin:
             fresh = none | zero
             if fresh.any():
                 self._pte_none_faults(mm, ext, off[fresh], "write", gup)
+                entry = mm.pt[ext]
             wp = (~fresh) & (~entry.write[off])
             if wp.any():
                 wp_addrs.append(ext * nr + off[wp])
@@ -125,12 +127,13 @@ class FaultMixin:
         compound mapping, exclusive (5.19+), owned by ``mm`` (6.15)."""
         mem = self.mem
         h = mem.alloc_compound(self.nr)
-        mem.mapping[h] = vma.anon_vma
-        mem.index[h] = vma.linear_page_index(addr)
-        mem.cmc[h] = 1
-        mem.refcount[h] = 1
+        w = mem.w
+        w.mapping[h] = vma.anon_vma
+        w.index[h] = vma.linear_page_index(addr)
+        w.cmc[h] = 1
+        w.refcount[h] = 1
         if self.era.has_anon_exclusive:
-            mem.anon_exclusive[h] = True
+            w.anon_exclusive[h] = True
         if self.era.tracks_mm_ids:
             self._slots_change(mm, np.array([h]), +1)
         return h
@@ -143,11 +146,13 @@ class FaultMixin:
         starts = np.array([v.start for v in vmas])
         pgoffs = np.array([v.pgoff for v in vmas])
         avs = np.array([-1 if v.anon_vma is None else v.anon_vma for v in vmas], dtype=np.int64)
-        mem.mapping[pf] = avs[vidx]
-        mem.index[pf] = pgoffs[vidx] + (addrs - starts[vidx])
-        mem.mapcount[pf] = 1
-        mem.refcount[pf] = 1
-        mem.anon_exclusive[pf] = bool(self.era.has_anon_exclusive)
+        sl = slice(int(pf[0]), int(pf[-1]) + 1)  # alloc_small hands out a run of pfns
+        w = mem.w
+        w.mapping[sl] = avs[vidx]
+        w.index[sl] = pgoffs[vidx] + (addrs - starts[vidx])
+        w.mapcount[sl] = 1
+        w.refcount[sl] = 1
+        w.anon_exclusive[sl] = bool(self.era.has_anon_exclusive)
         return pf
 
     def _huge_fault(self, mm: Mm, vma: Vma, ext: int, addr: int, write: bool, gup: bool) -> None:
@@ -157,10 +162,10 @@ class FaultMixin:
         self.anon_vma_prepare(mm, vma)  # before the zero-page check, as the kernel does
         if write:
             h = self._new_thp(mm, vma, ext * nr)
-            mm.pt[ext] = Pmd(h, vma.write, True)
+            self._pt_set(mm, ext, Pmd(h, vma.write, True))
             self._record(mm, "write", "pmd", [addr], NEW, 0, [-1], gup)
         else:
-            mm.pt[ext] = Pmd(self.huge_zero_pfn, False, False)
+            self._pt_set(mm, ext, Pmd(self.huge_zero_pfn, False, False))
             self._record(mm, "read", "pmd", [addr], ZERO, 0, [-1], gup)
 
     def _huge_wp_fault(self, mm: Mm, ext: int, addr: int, gup: bool, unshare: bool = False) -> None:
@@ -179,7 +184,7 @@ class FaultMixin:
                 self._pte_none_faults(mm, ext, np.array([addr - ext * nr]), access, gup)
                 return
             self.anon_vma_prepare(mm, vma)
-            mm.pt[ext] = Pmd(self._new_thp(mm, vma, ext * nr), vma.write, True)
+            self._pt_set(mm, ext, Pmd(self._new_thp(mm, vma, ext * nr), vma.write, True))
             self._record(mm, access, "pmd", [addr], NEW, 0, [h + addr - ext * nr], gup)
             return
         d = self.era.do_huge_pmd_wp_page(self, mm, h, unshare)
@@ -189,10 +194,9 @@ class FaultMixin:
             if d.move:
                 self.page_move_anon_rmap(np.array([h]), [vma])
             if d.exclusive:
-                mem.anon_exclusive[h] = True
+                mem.w.anon_exclusive[h] = True
             if not unshare:
-                entry.write = vma.write
-                entry.dirty = True
+                self._pt_set(mm, ext, entry.but(write=vma.write, dirty=True))
             self._record(mm, access, "pmd", [addr], REUSE, 0, [h + addr - ext * nr], gup, d.cost)
             return
         if d.fallback:
@@ -204,9 +208,9 @@ class FaultMixin:
             raise ThpvizDefect("an era copied a whole THP on an unshare fault")
         self.anon_vma_prepare(mm, vma)
         h2 = self._new_thp(mm, vma, ext * nr)
-        mem.data[h2 : h2 + nr] = mem.data[h : h + nr]
-        mem.writer[h2 : h2 + nr] = mem.writer[h : h + nr]
-        mm.pt[ext] = Pmd(h2, vma.write, True)
+        mem.w.data[h2 : h2 + nr] = mem.data[h : h + nr]
+        mem.w.writer[h2 : h2 + nr] = mem.writer[h : h + nr]
+        self._pt_set(mm, ext, Pmd(h2, vma.write, True))
         self._pmd_unmap(mm, h)
         self._record(mm, access, "pmd", [addr], COW_HUGE, nr * PAGE_SIZE, [h + addr - ext * nr], gup, d.cost)
 
@@ -216,7 +220,7 @@ class FaultMixin:
         allocates a zeroed page (``wp_page_copy``) -- read-only and clean
         when it is an unshare fault (6.2+, R/O long-term pins)."""
         nr = self.nr
-        table = mm.pt[ext]
+        table = self._table_w(mm, ext)
         addrs = ext * nr + offs
         if access == "read":
             table.pfn[offs] = self.zero_pfn
@@ -269,11 +273,12 @@ class FaultMixin:
                 _merge_cost(costs, d.cost, sel, n)
         if move.any():
             self.page_move_anon_rmap(heads[move], [mm.vmas[i] for i in vidx[move]])
-        mem.anon_exclusive[pfns[mark]] = True
+        if mark.any():
+            mem.w.anon_exclusive[pfns[mark]] = True
         writable = np.array([v.write for v in mm.vmas], dtype=np.bool_)[vidx]
         ext = addrs // nr
         off = addrs % nr
-        tables = {int(e): mm.pt[int(e)] for e in np.unique(ext)}
+        tables = {int(e): self._table_w(mm, int(e)) for e in np.unique(ext)}
         if not unshare:
             for e, t in tables.items():
                 m = (ext == e) & reuse
@@ -286,8 +291,8 @@ class FaultMixin:
                 self.anon_vma_prepare(mm, mm.vmas[i])
             old = pfns[cow]
             new = self._new_small(mm.vmas, vidx[cow], caddr)
-            mem.data[new] = mem.data[old]
-            mem.writer[new] = mem.writer[old]
+            mem.w.data[new] = mem.data[old]
+            mem.w.writer[new] = mem.writer[old]
             for e, t in tables.items():
                 m = ext[cow] == e
                 t.pfn[off[cow][m]] = new[m]
@@ -365,14 +370,17 @@ class FaultMixin:
         if (pf < 0).any():
             raise ThpvizDefect("write to an address that is not mapped after the fault")
         mem = self.mem
-        mem.data[pf] = self.clock
-        mem.writer[pf] = mm.id
+        mem.w.data[pf] = self.clock
+        mem.w.writer[pf] = mm.id
         for ext, a, b in self._extents(lo, hi):
             entry = mm.pt[ext]
             if isinstance(entry, Pmd):
-                entry.dirty = True
+                if not entry.dirty:
+                    self._pt_set(mm, ext, entry.but(dirty=True))
             else:
-                entry.dirty[a - ext * self.nr : b - ext * self.nr] = True
+                d = slice(a - ext * self.nr, b - ext * self.nr)
+                if not entry.dirty[d].all():
+                    self._table_w(mm, ext).dirty[d] = True
         held = (mem.pins[pf] + mem.refs[pf]) > 0
         if held.any():
             hit = set(pf[held].tolist())

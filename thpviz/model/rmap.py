@@ -42,6 +42,7 @@ class RmapMixin:
         flags and offsets)."""
         if vma.anon_vma is not None:
             return vma.anon_vma
+        self._mm_w(mm)
         for other in mm.vmas:
             if other is vma or other.anon_vma is None or len(other.avcs) != 1:
                 continue
@@ -101,7 +102,9 @@ class RmapMixin:
         becomes the faulting VMA's anon_vma."""
         mem = self.mem
         for h, v in zip(np.asarray(heads).tolist(), vmas):
-            mem.mapping[h] = -1 if v.anon_vma is None else v.anon_vma
+            av = -1 if v.anon_vma is None else v.anon_vma
+            if mem.mapping[h] != av:
+                mem.w.mapping[h] = av
 
     # ---------------------------------------------------------------- rmap
     def rmap_walk(self, h: int):
