@@ -74,20 +74,31 @@ class World(RmapMixin, FaultMixin, VmaOpsMixin, ForkMixin, GupMixin):
         first, so nothing either world writes afterwards is seen by the
         other)."""
         self.commit()
-        w = World.__new__(World)
-        w.era, w.nr = self.era, self.nr
-        w.mem = self.mem.clone()
-        w.mms = {k: m.clone() for k, m in self.mms.items()}
-        w.anon_vmas = list(self.anon_vmas)
-        w.pins = {k: p.clone() for k, p in self.pins.items()}
-        w.clock, w.next_va, w.mm_serial = self.clock, self.next_va, self.mm_serial
-        w.huge_zero_pfn, w.zero_pfn = self.huge_zero_pfn, self.zero_pfn
-        w._t = Tracker(w)
-        w.log = StepLog()
+        w = World.assemble(
+            self.era, self.nr, self.mem.clone(), {k: m.clone() for k, m in self.mms.items()},
+            list(self.anon_vmas), {k: p.clone() for k, p in self.pins.items()},
+            self.clock, self.next_va, self.mm_serial, self.huge_zero_pfn, self.zero_pfn,
+        )
         for listener in self._t.listeners:
             hook = getattr(listener, "cloned", None)
             if hook is not None:
                 hook(self, w)
+        return w
+
+    @classmethod
+    def assemble(cls, era, nr, mem, mms, anon_vmas, pins, clock, next_va, mm_serial,
+                 huge_zero_pfn, zero_pfn) -> "World":
+        """A world made of the given parts (they become its own)."""
+        w = cls.__new__(cls)
+        w.era, w.nr = era, nr
+        w.mem = mem
+        w.mms = mms
+        w.anon_vmas = anon_vmas
+        w.pins = pins
+        w.clock, w.next_va, w.mm_serial = clock, next_va, mm_serial
+        w._t = Tracker(w)
+        w.huge_zero_pfn, w.zero_pfn = huge_zero_pfn, zero_pfn
+        w.log = StepLog()
         return w
 
     # ---------------------------------------------------------- statements

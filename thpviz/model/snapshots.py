@@ -1,0 +1,183 @@
+"""Snapshots of a world after each statement, sharing what did not change.
+
+A :class:`Recorder` attached to a world keeps, per step, only what the step
+changed: the struct page chunks it wrote (as :class:`~thpviz.model.memmap.Cell`
+objects -- a view of the live array until the world next writes that chunk,
+when the memmap gives the cell a copy of the old contents), the processes and
+pins it touched (frozen copies whose page tables are the shared, frozen
+entries), and the counters.  Every so often (when the chunks changed since the
+last one add up to half a world) a step keeps the whole chunk table, so
+building any step's world replays a bounded number of steps' changes.
+
+:class:`Snapshots` is the sequence a :class:`~thpviz.scenario.runner.Run`
+exposes as ``run.snapshots``: ``len()``, indexing (negative too), slices and
+iteration, each item a :class:`~thpviz.model.world.World` built on demand
+(the last few are cached) -- an independent world, like the clones the
+runner used to keep.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import numpy as np
+
+from .memmap import Hidden, MemMap
+
+
+class _Step(Hidden):
+    __slots__ = ("full", "delta", "size", "serials", "mms", "pins", "anon_vmas", "scalars")
+
+
+class Recorder(Hidden):
+    """Records ``world`` after each :meth:`snap` (the first snap is taken
+    when it is attached)."""
+
+    def __init__(self, world):
+        world.commit()
+        mem = world.mem
+        self.era, self.nr = world.era, world.nr
+        self.zero = (world.huge_zero_pfn, world.zero_pfn)
+        self.chunk = mem.chunk
+        self.fields = [name for name, _, _ in MemMap._FIELDS]
+        self.steps: list[_Step] = []
+        self.cur: dict[str, list] = {name: [] for name in self.fields}
+        self.dirty: dict[str, set] = {}
+        self.dirty_mms: set = set(world.mms)
+        self.dirty_pins: set = set(world.pins)
+        self.since_full = 0
+        world._t.listeners.append(self)
+        self.snap(world, full=True)
+
+    def absorb(self, world, txn) -> None:
+        for name, chunks in (txn.mem or {}).items():
+            self.dirty.setdefault(name, set()).update(chunks)
+        self.dirty_mms.update(txn.mms)
+        self.dirty_pins.update(txn.pins)
+
+    def snap(self, world, full: bool = False) -> None:
+        """Record the world as it is now (after its last commit)."""
+        world.commit()
+        mem = world.mem
+        n = self.chunk
+        nch = -(-mem.size // n)
+        delta = {}
+        for name in self.fields:
+            cur = self.cur[name]
+            want = set(c for c in self.dirty.get(name, ()) if c < nch)
+            if len(cur) < nch:
+                want.update(range(len(cur), nch))
+                cur.extend([None] * (nch - len(cur)))
+            if want:
+                cells = mem.chunk_cells(name, sorted(want))
+                for c, cell in cells.items():
+                    cur[c] = cell
+                delta[name] = cells
+        self.dirty = {}
+        self.since_full += sum(len(d) for d in delta.values())
+        prev = self.steps[-1] if self.steps else None
+        s = _Step()
+        if full or prev is None or self.since_full * 2 >= nch * len(self.fields):
+            s.full = {name: list(self.cur[name]) for name in self.fields}
+            s.delta = None
+            self.since_full = 0
+        else:
+            s.full = None
+            s.delta = delta
+        s.size = mem.size
+        s.serials = (mem.thp_serial, mem.small_serial)
+        if prev is None:
+            s.mms = {k: m.clone() for k, m in world.mms.items()}
+            s.pins = {k: p.clone() for k, p in world.pins.items()}
+        else:
+            s.mms = dict(prev.mms) if self.dirty_mms else prev.mms
+            for name in self.dirty_mms:
+                m = world.mms.get(name)
+                if m is None:
+                    s.mms.pop(name, None)
+                else:
+                    s.mms[name] = m.clone()
+            if self.dirty_mms and list(s.mms) != list(world.mms):
+                s.mms = {k: s.mms[k] for k in world.mms}
+            s.pins = dict(prev.pins) if self.dirty_pins else prev.pins
+            for name in self.dirty_pins:
+                p = world.pins.get(name)
+                if p is None:
+                    s.pins.pop(name, None)
+                else:
+                    s.pins[name] = p.clone()
+            if self.dirty_pins and list(s.pins) != list(world.pins):
+                s.pins = {k: s.pins[k] for k in world.pins}
+        self.dirty_mms = set()
+        self.dirty_pins = set()
+        if prev is not None and len(prev.anon_vmas) == len(world.anon_vmas):
+            s.anon_vmas = prev.anon_vmas
+        else:
+            s.anon_vmas = tuple(world.anon_vmas)
+        s.scalars = (world.clock, world.next_va, world.mm_serial)
+        self.steps.append(s)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def world(self, k: int):
+        """An independent world as it was at step ``k``."""
+        from .world import World
+
+        j = k
+        while self.steps[j].full is None:
+            j -= 1
+        lists = {name: list(cells) for name, cells in self.steps[j].full.items()}
+        for i in range(j + 1, k + 1):
+            for name, cells in self.steps[i].delta.items():
+                lst = lists[name]
+                top = max(cells) + 1
+                if len(lst) < top:
+                    lst.extend([None] * (top - len(lst)))
+                for c, cell in cells.items():
+                    lst[c] = cell
+        s = self.steps[k]
+        nch = -(-s.size // self.chunk)
+        keep = max(s.size, 1)
+        arrays = {name: np.concatenate([cell.a for cell in lists[name][:nch]])[:keep] for name in self.fields}
+        mem = MemMap.from_arrays(arrays, s.size, *s.serials, chunk=self.chunk)
+        return World.assemble(
+            self.era, self.nr, mem, {k2: m.clone() for k2, m in s.mms.items()}, list(s.anon_vmas),
+            {k2: p.clone() for k2, p in s.pins.items()}, *s.scalars, *self.zero,
+        )
+
+
+class Snapshots(Sequence):
+    """The worlds after each step of a run (``[0]``: before the first
+    statement), built on demand from a :class:`Recorder`; the ``cache`` most
+    recently used are kept."""
+
+    def __init__(self, recorder: Recorder, cache: int = 3):
+        self._rec = recorder
+        self._cache: OrderedDict = OrderedDict()
+        self._keep = cache
+
+    def __len__(self) -> int:
+        return len(self._rec)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self)
+        i = int(i)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("snapshot index out of range")
+        w = self._cache.get(i)
+        if w is None:
+            w = self._cache[i] = self._rec.world(i)
+            while len(self._cache) > self._keep:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(i)
+        return w
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} snapshots>"
