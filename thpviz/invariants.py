@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .model.arrays import squeeze_runs, uniq
 from .model.events import ThpvizDefect
-from .model.memmap import DISPLAY_FIELDS, KIND_ZERO, Hidden
+from .model.memmap import DISPLAY_FIELDS, KIND_ZERO, Hidden, copy_into
 from .model.mm import Pmd, PteTable
 
 STATE_VIOLATIONS = ("pin-lost", "rmap-broken")
@@ -425,20 +426,22 @@ class ScopedChecker(Hidden):
         self.pmd = np.zeros(cap, dtype=np.int32)
         self.pins = np.zeros(cap, dtype=np.int32)
         self.refs = np.zeros(cap, dtype=np.int32)
-        self._scope = np.full(cap, -1, dtype=np.int32)  # scratch, kept all -1
+        # scratch: 1 + position of a frame in the current scope, else 0 (kept
+        # all zero between uses, so its pages are only touched where used)
+        self._scope = np.zeros(cap, dtype=np.int32)
         for mm in world.alive_mms():
             for entry in mm.pt.values():
-                self._add(entry, 1)
+                self._add(mem, entry, 1)
         for pin in world.pins.values():
             if pin.active:
-                self._pin(pin, 1)
+                self._pin(mem, pin, 1)
         self.rmap: dict[str, dict[int, list]] = {}
         self.lost: dict[str, str | None] = {}
         self._reset()
         # the first check derives every state violation
         self.mm_vmas.update(world.mms)
         self.pins_changed.update(world.pins)
-        self.frames.append(np.arange(mem.size, dtype=np.int64))
+        self.frames.append(mem.page_starts())
         world._t.listeners.append(self)
 
     def _reset(self) -> None:
@@ -457,27 +460,33 @@ class ScopedChecker(Hidden):
         for name in ("pte", "pmd", "pins", "refs"):
             a = getattr(self, name)
             b = np.zeros(cap, dtype=a.dtype)
-            b[: len(a)] = a
+            copy_into(b, a, len(a), 0, 4096)
             setattr(self, name, b)
-        s = np.full(cap, -1, dtype=np.int32)
-        self._scope = s
+        self._scope = np.zeros(cap, dtype=np.int32)
 
-    def _add(self, entry, sign: int) -> None:
+    def _touch(self, mem, frames: np.ndarray) -> None:
+        """Put the pages of ``frames`` in scope (their heads, with runs of
+        one page collapsed)."""
+        if len(frames) == 0:
+            return
+        self.frames.append(squeeze_runs(mem.head[frames]))
+
+    def _add(self, mem, entry, sign: int) -> None:
         if entry is None:
             return
         if type(entry) is Pmd:
             self.pmd[entry.head] += sign
-            self.frames.append(np.array([entry.head], dtype=np.int64))
+            self.frames.append(mem.head[entry.head : entry.head + 1])
         else:
             p = entry.pfn[entry.pfn >= 0]
             _scatter(self.pte, p, sign)
-            self.frames.append(p.astype(np.int64))
+            self._touch(mem, p)
 
-    def _pin(self, pin, sign: int) -> None:
+    def _pin(self, mem, pin, sign: int) -> None:
         _scatter(self.pins if pin.kind == "pin" else self.refs, pin.pfns, sign)
-        self.frames.append(pin.pfns)
+        self._touch(mem, pin.pfns)
 
-    def _delta(self, old, new) -> None:
+    def _delta(self, mem, old, new) -> None:
         if type(old) is PteTable and type(new) is PteTable:
             d = np.flatnonzero(old.pfn != new.pfn)
             if len(d) == 0:
@@ -486,11 +495,11 @@ class ScopedChecker(Hidden):
             a, b = a[a >= 0], b[b >= 0]
             _scatter(self.pte, a, -1)
             _scatter(self.pte, b, 1)
-            self.frames.append(a.astype(np.int64))
-            self.frames.append(b.astype(np.int64))
+            self._touch(mem, a)
+            self._touch(mem, b)
             return
-        self._add(old, -1)
-        self._add(new, 1)
+        self._add(mem, old, -1)
+        self._add(mem, new, 1)
 
     def absorb(self, world, txn) -> None:
         """Count what a committed statement changed."""
@@ -511,7 +520,7 @@ class ScopedChecker(Hidden):
                     continue
                 d += base
                 if counted:
-                    self.frames.append(d)
+                    self._touch(mem, d)
                 if name in _RENAMING or name == "index":
                     existing = d[d < old_size]
                     if len(existing):
@@ -533,14 +542,14 @@ class ScopedChecker(Hidden):
                 o, e = old_pt.get(k), new_pt.get(k)
                 if o is e:
                     continue
-                self._delta(o, e)
+                self._delta(mem, o, e)
                 tables.add(k)
         for name, saved in txn.pins.items():
             pin = world.pins.get(name)
             if saved is not None and saved.active:
-                self._pin(saved, -1)
+                self._pin(mem, saved, -1)
             if pin is not None and pin.active:
-                self._pin(pin, 1)
+                self._pin(mem, pin, 1)
             self.pins_changed.add(name)
 
     def cloned(self, src, dst) -> None:
@@ -576,34 +585,32 @@ class ScopedChecker(Hidden):
         mem = world.mem
         scope = self._scope
         fr = _whole_pages(mem, heads)
-        which = np.repeat(np.arange(len(heads), dtype=np.int32), mem.nr[heads].astype(np.int64))
+        which = np.repeat(np.arange(1, len(heads) + 1, dtype=np.int32), mem.nr[heads].astype(np.int64))
         scope[fr] = which
         try:
             out = {}
             k = len(heads)
             for mm in world.alive_mms():
-                cnt = np.zeros(k, dtype=np.int64)
+                cnt = np.zeros(k + 1, dtype=np.int64)
                 for entry in mm.pt.values():
                     if type(entry) is Pmd:
-                        i = scope[entry.head]
-                        if i >= 0:
-                            cnt[i] += 1
+                        cnt[scope[entry.head]] += 1
                     else:
                         q = scope[entry.pfn[entry.pfn >= 0]]
-                        q = q[q >= 0]
                         if len(q):
-                            cnt += np.bincount(q, minlength=k)
-                out[mm.id] = cnt
+                            cnt += np.bincount(q, minlength=k + 1)
+                out[mm.id] = cnt[1:]
             return out
         finally:
-            scope[fr] = -1
+            scope[fr] = 0
 
     def _census(self, world) -> _Census:
         mem = world.mem
         if self.frames:
-            frames = np.unique(np.concatenate(self.frames))
-            heads = np.unique(mem.head[frames])
-            heads = heads[heads >= 0]
+            # heads gathered when the changes were absorbed; a page split
+            # since has its frames' new heads in scope too (head changed)
+            heads = uniq(np.concatenate(self.frames))
+            heads = uniq(mem.head[heads])
             heads = heads[mem.kind[heads] != KIND_ZERO].astype(np.int64)
         else:
             heads = np.zeros(0, dtype=np.int64)
@@ -625,23 +632,24 @@ class ScopedChecker(Hidden):
         out = set()
         if not self.renamed:
             return out
-        fr = np.unique(np.concatenate(self.renamed))
         mem = world.mem
-        fr = np.union1d(fr, _whole_pages(mem, np.unique(mem.head[fr]).astype(np.int64)))
+        fr = self.renamed + [_whole_pages(mem, uniq(np.concatenate([mem.head[f] for f in self.renamed]))
+                                          .astype(np.int64))]
         mask = self._scope
-        mask[fr] = 0
+        for f in fr:
+            mask[f] = 1
         try:
             for mm in world.alive_mms():
                 for ext, e in mm.pt.items():
                     if type(e) is Pmd:
-                        hit = bool((mask[e.head : e.head + world.nr] >= 0).any())
+                        hit = bool(mask[e.head : e.head + world.nr].any())
                     else:
-                        p = e.pfn[e.pfn >= 0]
-                        hit = bool((mask[p] >= 0).any())
+                        hit = bool(mask[e.pfn[e.pfn >= 0]].any())
                     if hit:
                         out.add((mm.name, ext))
         finally:
-            mask[fr] = -1
+            for f in fr:
+                mask[f] = 0
         return out
 
     def check(self, world) -> dict[str, list[str]]:

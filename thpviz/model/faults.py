@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .arrays import uniq
 from .events import COW_HUGE, COW_SMALL, NEW, REUSE, ZERO, FaultBatch, OpError, ThpvizDefect
 from .memmap import KIND_ZERO, PAGE_SIZE
 from .mm import Mm, Pmd, PteTable, Vma
@@ -55,7 +56,7 @@ class FaultMixin:
         if not mm.alive or len(addrs) == 0:
             return out
         ext = addrs // nr
-        for e in np.unique(ext):
+        for e in uniq(ext):
             entry = mm.pt.get(int(e))
             if entry is None:
                 continue
@@ -229,7 +230,7 @@ class FaultMixin:
             self._record(mm, "read", "pte", addrs, ZERO, 0, np.full(len(addrs), -1), gup)
             return
         vidx = self._vma_index(mm, addrs)
-        for i in np.unique(vidx):
+        for i in uniq(vidx):
             self.anon_vma_prepare(mm, mm.vmas[i])
         old = table.pfn[offs].copy()  # -1, or the zero page
         pf = self._new_small(mm.vmas, vidx, addrs)
@@ -264,7 +265,7 @@ class FaultMixin:
             reuse[idx], move[idx], mark[idx] = d.reuse, d.move & d.reuse, d.exclusive & d.reuse
             _merge_cost(costs, d.cost, idx, n)
         if compound.any():
-            for h in np.unique(heads[compound]):
+            for h in uniq(heads[compound]):
                 sel = np.nonzero(heads == h)[0]
                 d = self.era.do_wp_page_thp(self, mm, int(h), pfns[sel] - h, unshare)
                 if d.bug:
@@ -278,7 +279,7 @@ class FaultMixin:
         writable = np.array([v.write for v in mm.vmas], dtype=np.bool_)[vidx]
         ext = addrs // nr
         off = addrs % nr
-        tables = {int(e): self._table_w(mm, int(e)) for e in np.unique(ext)}
+        tables = {int(e): self._table_w(mm, int(e)) for e in uniq(ext)}
         if not unshare:
             for e, t in tables.items():
                 m = (ext == e) & reuse
@@ -287,7 +288,7 @@ class FaultMixin:
         cow = ~reuse
         if cow.any():
             caddr = addrs[cow]
-            for i in np.unique(vidx[cow]):
+            for i in uniq(vidx[cow]):
                 self.anon_vma_prepare(mm, mm.vmas[i])
             old = pfns[cow]
             new = self._new_small(mm.vmas, vidx[cow], caddr)
@@ -314,11 +315,8 @@ class FaultMixin:
             cost = self.era.anon_fault_cost(level, zero_map, n, self.nr)
         self.log.faults.append(
             FaultBatch(
-                mm.name, access, level, addrs,
-                np.broadcast_to(np.asarray(decision, dtype=np.int8), (n,)).copy(),
-                np.broadcast_to(np.asarray(copied, dtype=np.int64), (n,)).copy(),
-                np.broadcast_to(np.asarray(pfns, dtype=np.int64), (n,)).copy(),
-                gup, {k: np.broadcast_to(np.asarray(v, dtype=np.int64), (n,)).copy() for k, v in cost.items()},
+                mm.name, access, level, addrs, _per_fault(decision, n, np.int8), _per_fault(copied, n),
+                _per_fault(pfns, n), gup, {k: _per_fault(v, n) for k, v in cost.items()},
             )
         )
 
@@ -393,6 +391,15 @@ class FaultMixin:
                         pin=pin.name,
                     )
         self._stray(pf, np.ones(len(pf), dtype=np.bool_), mm, f"{mm.name}'s write to", mm.describe(lo, hi))
+
+
+def _per_fault(v, n: int, dtype=np.int64) -> np.ndarray:
+    """One value per fault: a scalar becomes a read-only broadcast view (no
+    memory for a million equal values), an array a copy."""
+    a = np.asarray(v, dtype=dtype)
+    if a.ndim == 0:
+        return np.broadcast_to(a, (n,))
+    return np.broadcast_to(a, (n,)).copy()
 
 
 def _merge_cost(into: dict, cost: dict, idx: np.ndarray, n: int) -> None:

@@ -59,6 +59,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .arrays import uniq
+
 PAGE_SIZE = 4096
 
 #: what kind of allocation a frame was born in
@@ -170,7 +172,7 @@ class FieldWriter(Hidden):
                 if c0 not in j:
                     self._save(arr, j, c0)
                 return arr
-            missing = [c for c in np.unique(idx >> s).tolist() if c not in j]
+            missing = [c for c in uniq(idx >> s).tolist() if c not in j]
         if missing:
             self._save_many(arr, j, missing)
         return arr
@@ -215,6 +217,17 @@ class FieldWriter(Hidden):
     def add_at(self, idx, value) -> None:
         """``np.add.at(field, idx, value)`` (repeated indexes add up)."""
         arr = self._prep(idx)
+        idx = np.asarray(idx)
+        n = idx.size
+        if n >= 64 and np.ndim(value) == 0:
+            lo, hi = int(idx.min()), int(idx.max())
+            if hi - lo < 4 * n:
+                # a bincount over the span: much faster than ufunc.at on a
+                # THP's worth of frames
+                counts = np.bincount(idx - lo, minlength=hi - lo + 1)
+                arr[lo : hi + 1] += (counts * value).astype(arr.dtype)
+                self._done(arr)
+                return
         np.add.at(arr, idx, value)
         self._done(arr)
 
@@ -230,11 +243,36 @@ class _Writers(Hidden):
         raise AttributeError(f"write through mem.w.{name}[...] = ..., not by rebinding it")
 
 
+def new_field(n: int, dtype, fill) -> np.ndarray:
+    """A field array of ``n`` frames holding ``fill``.  A zero-filled one
+    comes from ``calloc``: its pages cost no memory until written, which
+    matters because most fields are zero almost everywhere (only a THP's
+    head carries its refcount, compound mapcount, owner slots...)."""
+    if fill == 0:
+        return np.zeros(n, dtype=dtype)
+    return np.full(n, fill, dtype=dtype)
+
+
+def copy_into(dst: np.ndarray, src: np.ndarray, size: int, fill, chunk: int) -> None:
+    """``dst[:size] = src[:size]``, skipping the chunks of a zero-filled
+    field that are still all zero (so their pages of ``dst`` stay untouched)."""
+    if fill != 0 or size <= chunk:
+        dst[:size] = src[:size]
+        return
+    whole = size // chunk * chunk
+    nz = np.flatnonzero(src[:whole].reshape(-1, chunk).any(axis=1))
+    for run in np.split(nz, np.flatnonzero(np.diff(nz) != 1) + 1):
+        if len(run):
+            a, b = int(run[0]) * chunk, (int(run[-1]) + 1) * chunk
+            dst[a:b] = src[a:b]
+    dst[whole:size] = src[whole:size]
+
+
 def default_chunk(nr: int) -> int:
-    """Chunk size for a world of ``nr``-subpage THPs: a quarter of a THP
-    (a fault on one subpage copies a few KiB; a write over a whole 1 GiB THP
-    journals it in 1024 pieces), never below 256 frames."""
-    return max(256, min(1 << 16, nr // 4))
+    """Chunk size for a world of ``nr``-subpage THPs: a quarter of a THP,
+    between 256 and 4096 frames (a fault on one subpage journals at most
+    16 KiB of a field; a write over a whole 1 GiB THP, 64 pieces)."""
+    return max(256, min(4096, nr // 4))
 
 
 class MemMap:
@@ -276,7 +314,7 @@ class MemMap:
         self.size = 0
         self.capacity = capacity
         for name, dtype, fill in self._FIELDS:
-            setattr(self, name, np.full(capacity, fill, dtype=dtype))
+            setattr(self, name, new_field(capacity, dtype, fill))
         self.thp_serial = 0
         self.small_serial = 0
 
@@ -355,21 +393,21 @@ class MemMap:
         if t.start is None:
             t.start = (self.size, self.thp_serial, self.small_serial)
         if need > self.capacity:
-            cap = self.capacity
-            while cap < need:
-                cap *= 2
-            cap = self._round(cap)
+            cap = self._round(max(need, self.capacity + self.capacity // 4))
+            c = t.chunk
             for name, dtype, fill in self._FIELDS:
                 old = self.__dict__[name]
-                grown = np.full(cap, fill, dtype=dtype)
-                grown[: self.size] = old[: self.size]
+                grown = new_field(cap, dtype, fill)
+                copy_into(grown, old, self.size, fill, c)
+                # snapshot cells of unchanged chunks view the new array (the
+                # same contents), so the old one can go
+                for k, cell in t.cells.get(name, {}).items():
+                    cell.a = grown[k * c : (k + 1) * c]
                 if t.strict:
                     grown.flags.writeable = False
                 self.__dict__[name] = grown
             self.capacity = cap
-            # the old arrays are never written again: snapshots viewing them
-            # keep what they saw, and clones no longer share anything
-            t.cells.clear()
+            # clones no longer share anything with this memmap
             t.shared.clear()
         self.size = need
         return start
@@ -451,11 +489,14 @@ class MemMap:
         return out
 
     @classmethod
-    def from_arrays(cls, arrays: dict, size: int, thp_serial: int, small_serial: int, chunk: int) -> "MemMap":
+    def from_arrays(cls, arrays: dict, size: int, thp_serial: int, small_serial: int, chunk: int,
+                    shared=()) -> "MemMap":
         """A MemMap holding ``arrays`` (one per field, each at least ``size``
-        long; they become this memmap's own)."""
+        long; they become this memmap's own, except those named in
+        ``shared``, which it copies before it first writes them)."""
         new = cls.__new__(cls)
         new._t = _Track(chunk)
+        new._t.shared = set(shared)
         new.size = size
         new.capacity = min(len(a) for a in arrays.values())
         for name, _, _ in cls._FIELDS:

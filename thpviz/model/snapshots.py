@@ -13,7 +13,9 @@ building any step's world replays a bounded number of steps' changes.
 exposes as ``run.snapshots``: ``len()``, indexing (negative too), slices and
 iteration, each item a :class:`~thpviz.model.world.World` built on demand
 (the last few are cached) -- an independent world, like the clones the
-runner used to keep.
+runner used to keep.  Worlds built one after the other share the arrays of
+fields whose chunks are the same (read-only, copied by the engine before it
+writes one).
 """
 
 from __future__ import annotations
@@ -41,12 +43,16 @@ class Recorder(Hidden):
         self.zero = (world.huge_zero_pfn, world.zero_pfn)
         self.chunk = mem.chunk
         self.fields = [name for name, _, _ in MemMap._FIELDS]
+        self.fill = {name: fill for name, _, fill in MemMap._FIELDS}
         self.steps: list[_Step] = []
         self.cur: dict[str, list] = {name: [] for name in self.fields}
         self.dirty: dict[str, set] = {}
         self.dirty_mms: set = set(world.mms)
         self.dirty_pins: set = set(world.pins)
         self.since_full = 0
+        #: field -> (size, cells, array) of the last world built, whose
+        #: arrays the next one shares where the chunks are the same
+        self._made: dict = {}
         world._t.listeners.append(self)
         self.snap(world, full=True)
 
@@ -140,8 +146,32 @@ class Recorder(Hidden):
         s = self.steps[k]
         nch = -(-s.size // self.chunk)
         keep = max(s.size, 1)
-        arrays = {name: np.concatenate([cell.a for cell in lists[name][:nch]])[:keep] for name in self.fields}
-        mem = MemMap.from_arrays(arrays, s.size, *s.serials, chunk=self.chunk)
+        arrays = {}
+        shared = set()
+        for name in self.fields:
+            cells = lists[name][:nch]
+            made = self._made.get(name)
+            if made is not None and made[0] == keep and len(made[1]) == nch and all(
+                    a is b for a, b in zip(made[1], cells)):
+                arrays[name] = made[2]  # the same chunks: share the array
+                shared.add(name)
+                continue
+            if self.fill[name] == 0 and nch > 1:
+                # zero-filled fields: write only the chunks that are not
+                # all zero (the rest of the calloc'ed array costs nothing)
+                n = self.chunk
+                a = np.zeros(nch * n, dtype=cells[0].a.dtype)
+                for c, cell in enumerate(cells):
+                    if cell.a.any():
+                        a[c * n : c * n + len(cell.a)] = cell.a
+                a = a[:keep]
+            else:
+                a = np.concatenate([cell.a for cell in cells])[:keep]
+            a.flags.writeable = False
+            arrays[name] = a
+            self._made[name] = (keep, cells, a)
+            shared.add(name)
+        mem = MemMap.from_arrays(arrays, s.size, *s.serials, chunk=self.chunk, shared=shared)
         return World.assemble(
             self.era, self.nr, mem, {k2: m.clone() for k2, m in s.mms.items()}, list(s.anon_vmas),
             {k2: p.clone() for k2, p in s.pins.items()}, *s.scalars, *self.zero,
@@ -153,7 +183,7 @@ class Snapshots(Sequence):
     statement), built on demand from a :class:`Recorder`; the ``cache`` most
     recently used are kept."""
 
-    def __init__(self, recorder: Recorder, cache: int = 3):
+    def __init__(self, recorder: Recorder, cache: int = 2):
         self._rec = recorder
         self._cache: OrderedDict = OrderedDict()
         self._keep = cache

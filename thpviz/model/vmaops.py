@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .arrays import uniq
 from .events import OpError, ThpvizDefect
 from .memmap import KIND_ZERO
 from .mm import Mm, Pmd, PteTable
@@ -355,7 +356,7 @@ class VmaOpsMixin:
             entry.write[off] = False
             entry.dirty[off] = False
             dst_addr = ext * nr + off + delta
-            for de in np.unique(dst_addr // nr):
+            for de in uniq(dst_addr // nr):
                 sel = dst_addr // nr == de
                 dt = self._pt_new_table(mm, int(de))
                 where = dst_addr[sel] - de * nr

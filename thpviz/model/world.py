@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .arrays import uniq, uniq_counts
 from .events import OpError, StepLog, ThpvizDefect
 from .faults import FaultMixin
 from .fork import ForkMixin
@@ -258,7 +259,7 @@ class World(RmapMixin, FaultMixin, VmaOpsMixin, ForkMixin, GupMixin):
         heads = mem.head[np.asarray(pfns, dtype=np.int64)]
         out = np.zeros(len(heads), dtype=np.bool_)
         large = mem.nr[heads] > 1
-        for h in np.unique(heads[large]):
+        for h in uniq(heads[large]):
             out[heads == h] = mem.pins[h : h + mem.nr[h]].sum() > 0
         small = ~large
         out[small] = mem.refcount[heads[small]] >= GUP_PIN_COUNTING_BIAS
@@ -282,9 +283,19 @@ class World(RmapMixin, FaultMixin, VmaOpsMixin, ForkMixin, GupMixin):
             return
         n = np.broadcast_to(np.asarray(n, dtype=np.int64), keep.shape)[keep]
         mem.w.refcount.add_at(heads, -n)
-        for h in np.unique(heads[mem.refcount[heads] <= 0]).tolist():
-            if mem.refcount[h] < 0:
-                raise ThpvizDefect(f"refcount of {mem.name(h)} went negative")
+        dead = heads[mem.refcount[heads] <= 0]
+        if len(dead) == 0:
+            return
+        dead = uniq(dead)
+        neg = dead[mem.refcount[dead] < 0]
+        if len(neg):
+            raise ThpvizDefect(f"refcount of {mem.name(int(neg[0]))} went negative")
+        large = mem.nr[dead] > 1
+        small = dead[~large]
+        if len(small):
+            mem.w.freed[small] = True
+            mem.w.anon_exclusive[small] = False
+        for h in dead[large].tolist():
             size = int(mem.nr[h])
             mem.w.freed[h : h + size] = True
             mem.w.anon_exclusive[h : h + size] = False
@@ -363,7 +374,7 @@ class World(RmapMixin, FaultMixin, VmaOpsMixin, ForkMixin, GupMixin):
         the mm has no slot left, the bit is cleared when one remaining slot
         holds every mapping."""
         mem = self.mem
-        heads, counts = np.unique(heads, return_counts=True)
+        heads, counts = uniq_counts(heads)
         for h, diff in zip(heads.tolist(), counts.tolist()):
             if mem.nr[h] == 1:
                 continue
