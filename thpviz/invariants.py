@@ -533,7 +533,7 @@ class ScopedChecker(Hidden):
             old_pt = saved.pt if saved is not None and saved.alive else {}
             new_pt = mm.pt if mm is not None and mm.alive else {}
             self.mms.add(name)
-            if (saved is None or saved.alive != mm.alive or saved.regions != mm.regions
+            if (saved is None or saved.alive != mm.alive or saved.n_regions != len(mm.regions)
                     or [(v.start, v.end, v.pgoff, v.anon_vma, v.avcs) for v in saved.vmas]
                     != [(v.start, v.end, v.pgoff, v.anon_vma, v.avcs) for v in mm.vmas]):
                 self.mm_vmas.add(name)

@@ -329,17 +329,20 @@ class FaultMixin:
         large = mem.nr[heads] > 1
         return mem.mapcount[pfns] + np.where(large, mem.cmc[heads] - mem.double_map[heads], 0)
 
-    def _stray(self, pfns: np.ndarray, own: np.ndarray, writer: Mm | None, what: str, where: str) -> None:
+    def _stray(self, pfns: np.ndarray, own: np.ndarray, writer: Mm | None, what: str, where) -> None:
         """``stray-write``: frames written for ``writer`` that another
         process maps too (private anonymous memory must never be written for
         two processes at once).  ``own`` says which frames the writer itself
         maps at the written address (an anonymous page is mapped at most once
-        per mm, so every other mapping belongs to another process)."""
+        per mm, so every other mapping belongs to another process).
+        ``where`` may be a function that makes the text (only a hit needs it)."""
         real = self.mem.kind[pfns] != KIND_ZERO
         pfns, own = pfns[real], np.asarray(own, dtype=np.bool_)[real]
         counts = self.page_mapcounts(pfns) - own
         hit = counts > 0
         if hit.any():
+            if callable(where):
+                where = where()
             f = int(pfns[hit][0])
             others = [m.name for m in self.alive_mms() if m is not writer and self._maps_frame(m, f)]
             self.log.event(
@@ -390,7 +393,7 @@ class FaultMixin:
                         f"references through {pin.name}",
                         pin=pin.name,
                     )
-        self._stray(pf, np.ones(len(pf), dtype=np.bool_), mm, f"{mm.name}'s write to", mm.describe(lo, hi))
+        self._stray(pf, np.ones(len(pf), dtype=np.bool_), mm, f"{mm.name}'s write to", lambda: mm.describe(lo, hi))
 
 
 def _per_fault(v, n: int, dtype=np.int64) -> np.ndarray:

@@ -95,6 +95,9 @@ class ForkMixin:
         mm.vmas = []
         mm.pt = {}
         mm.alive = False
+        alive = self._t.alive
+        if alive is not None:
+            alive.remove(mm)
         for pin in self.pins.values():
             if pin.owner == proc and not pin.excused.all():
                 self._pin_w(pin).excused[:] = True

@@ -53,26 +53,45 @@ class RmapMixin:
         vma.anon_vma, vma.avcs = av.id, (av.id,)
         return av.id
 
+    def _anon_vma_children(self, av_id: int) -> list[int]:
+        """Ids of the anon_vmas whose parent is ``av_id`` (an index kept
+        alongside ``anon_vmas``, which only grows)."""
+        t = self._t
+        n, index = t.children
+        avs = self.anon_vmas
+        if n > len(avs):
+            n, index = 0, {}
+        for a in avs[n:]:
+            index.setdefault(a.parent, []).append(a.id)
+        t.children = (len(avs), index)
+        return index.get(av_id, [])
+
     def _live_vmas(self, extra: tuple = ()):
         for m in self.mms.values():
             if m.alive:
                 yield from m.vmas
         yield from extra
 
-    def anon_vma_counts(self, av_id: int, extra: tuple = ()) -> tuple[int, int]:
+    def _vma_census(self, extra: tuple = ()) -> tuple[dict, set]:
+        """(anon_vma id -> live VMAs whose ``vma->anon_vma`` it is, the set of
+        anon_vmas some live VMA links to)."""
+        active: dict = {}
+        linked: set = set()
+        for v in self._live_vmas(extra):
+            active[v.anon_vma] = active.get(v.anon_vma, 0) + 1
+            linked.update(v.avcs)
+        return active, linked
+
+    def anon_vma_counts(self, av_id: int, extra: tuple = (), census=None) -> tuple[int, int]:
         """``(num_active_vmas, num_children)`` of anon_vma ``av_id`` (see the
-        module docstring); ``extra`` are VMAs being built that already count."""
-        vmas = list(self._live_vmas(extra))
-        active = sum(1 for v in vmas if v.anon_vma == av_id)
-        linked = {a for v in vmas for a in v.avcs}
-        children = sum(
-            1 for a in self.anon_vmas
-            if a.parent == av_id and a.id != av_id and a.id in linked
-        )
+        module docstring); ``extra`` are VMAs being built that already count
+        (``census``: :meth:`_vma_census` of them, if the caller has it)."""
+        active, linked = census if census is not None else self._vma_census(extra)
+        children = sum(1 for c in self._anon_vma_children(av_id) if c != av_id and c in linked)
         me = self.anon_vmas[av_id]
         if me.root == av_id and av_id in linked:
             children += 1  # the root's self-parent link
-        return active, children
+        return active.get(av_id, 0), children
 
     def anon_vma_fork(self, child_vma: Vma, parent_vma: Vma, extra: tuple = ()) -> None:
         """``anon_vma_fork`` = ``anon_vma_clone`` + a new anon_vma: link the
@@ -84,8 +103,9 @@ class RmapMixin:
             return
         child_vma.avcs = tuple(parent_vma.avcs)
         child_vma.anon_vma = None
+        census = self._vma_census(extra)
         for av_id in parent_vma.avcs:
-            active, children = self.anon_vma_counts(av_id, extra)
+            active, children = self.anon_vma_counts(av_id, extra, census)
             if self.era.anon_vma_reuse == "degree":
                 ok = av_id != parent_vma.anon_vma and active + children < 2
             else:

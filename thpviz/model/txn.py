@@ -25,11 +25,12 @@ from .memmap import Hidden
 
 @dataclass
 class MmSaved:
-    """A process as it was before the statement first changed it."""
+    """A process as it was before the statement first changed it.  Regions
+    are only ever added, so only their number is kept."""
 
     vmas: list
     pt: dict
-    regions: dict
+    n_regions: int
     alive: bool
     has_pinned: bool
 
@@ -58,8 +59,12 @@ class Tracker(Hidden):
     """The world's bookkeeping: the open transaction and the listeners told
     about each committed one."""
 
-    __slots__ = ("txn", "listeners")
+    __slots__ = ("txn", "listeners", "alive", "children")
 
     def __init__(self, world):
         self.txn = Txn(world)
         self.listeners: list = []
+        #: cached list of the live processes (None: to be rebuilt)
+        self.alive = None
+        #: (number of anon_vmas indexed, parent id -> child ids)
+        self.children = (0, {})

@@ -129,7 +129,9 @@ class World(RmapMixin, FaultMixin, VmaOpsMixin, ForkMixin, GupMixin):
                 self.mms.pop(name, None)
                 continue
             mm = self.mms[name]
-            mm.vmas, mm.pt, mm.regions = saved.vmas, saved.pt, saved.regions
+            mm.vmas, mm.pt = saved.vmas, saved.pt
+            for k in list(mm.regions)[saved.n_regions :]:
+                del mm.regions[k]
             mm.alive, mm.has_pinned = saved.alive, saved.has_pinned
         for name, saved in txn.pins.items():
             if saved is None:
@@ -138,13 +140,14 @@ class World(RmapMixin, FaultMixin, VmaOpsMixin, ForkMixin, GupMixin):
                 self.pins[name] = saved
         del self.anon_vmas[txn.n_anon_vmas :]
         self.clock, self.next_va, self.mm_serial = txn.scalars
+        t.alive = None
         t.txn = Txn(self)
 
     def _mm_w(self, mm: Mm) -> Mm:
         """Record ``mm`` before the statement first changes it."""
         txn = self._t.txn
         if mm.name not in txn.mms:
-            txn.mms[mm.name] = MmSaved([v.copy() for v in mm.vmas], dict(mm.pt), dict(mm.regions),
+            txn.mms[mm.name] = MmSaved([v.copy() for v in mm.vmas], dict(mm.pt), len(mm.regions),
                                        mm.alive, mm.has_pinned)
         return mm
 
@@ -195,7 +198,10 @@ class World(RmapMixin, FaultMixin, VmaOpsMixin, ForkMixin, GupMixin):
         return m
 
     def alive_mms(self) -> list[Mm]:
-        return [m for m in self.mms.values() if m.alive]
+        t = self._t
+        if t.alive is None:
+            t.alive = [m for m in self.mms.values() if m.alive]
+        return list(t.alive)
 
     def mm_by_id(self, mm_id: int) -> Mm | None:
         for m in self.mms.values():
@@ -207,7 +213,10 @@ class World(RmapMixin, FaultMixin, VmaOpsMixin, ForkMixin, GupMixin):
         self.mm_serial += 1
         m = Mm(name, self.mm_serial)
         self.mms[name] = m
-        self._t.txn.mms.setdefault(name, None)
+        t = self._t
+        t.txn.mms.setdefault(name, None)
+        if t.alive is not None:
+            t.alive.append(m)
         return m
 
     def _alloc_va(self, n_subpages: int) -> int:
