@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .model.arrays import squeeze_runs, uniq
+from .model.arrays import squeeze_runs, uniq, uniq_counts
 from .model.events import ThpvizDefect
 from .model.memmap import DISPLAY_FIELDS, KIND_ZERO, Hidden, copy_into
 from .model.mm import Pmd, PteTable
@@ -429,14 +429,18 @@ class ScopedChecker(Hidden):
         # scratch: 1 + position of a frame in the current scope, else 0 (kept
         # all zero between uses, so its pages are only touched where used)
         self._scope = np.zeros(cap, dtype=np.int32)
+        #: 6.15: head -> {mm id: entries of that mm mapping the page}
+        self.mmc: dict | None = {} if world.era.tracks_mm_ids else None
         for mm in world.alive_mms():
             for entry in mm.pt.values():
-                self._add(mem, entry, 1)
+                self._add(mem, entry, 1, mm.id)
         for pin in world.pins.values():
             if pin.active:
                 self._pin(mem, pin, 1)
         self.rmap: dict[str, dict[int, list]] = {}
         self.lost: dict[str, str | None] = {}
+        #: a page's frames changed heads: the owner counts are rebuilt
+        self.reheaded = False
         self._reset()
         # the first check derives every state violation
         self.mm_vmas.update(world.mms)
@@ -471,22 +475,39 @@ class ScopedChecker(Hidden):
             return
         self.frames.append(squeeze_runs(mem.head[frames]))
 
-    def _add(self, mem, entry, sign: int) -> None:
+    def _owners(self, mem, mm_id, pfns: np.ndarray, sign: int) -> None:
+        """6.15: count ``pfns`` (mapped or unmapped by mm ``mm_id``) for the
+        pages they belong to."""
+        if self.mmc is None or mm_id is None or len(pfns) == 0:
+            return
+        heads, counts = uniq_counts(mem.head[pfns])
+        for h, n in zip(heads.tolist(), counts.tolist()):
+            per = self.mmc.setdefault(h, {})
+            v = per.get(mm_id, 0) + sign * n
+            if v:
+                per[mm_id] = v
+            else:
+                per.pop(mm_id, None)
+
+    def _add(self, mem, entry, sign: int, mm_id: int) -> None:
         if entry is None:
             return
         if type(entry) is Pmd:
             self.pmd[entry.head] += sign
-            self.frames.append(mem.head[entry.head : entry.head + 1])
+            h = mem.head[entry.head : entry.head + 1]
+            self.frames.append(h)
+            self._owners(mem, mm_id, h, sign)
         else:
             p = entry.pfn[entry.pfn >= 0]
             _scatter(self.pte, p, sign)
             self._touch(mem, p)
+            self._owners(mem, mm_id, p, sign)
 
     def _pin(self, mem, pin, sign: int) -> None:
         _scatter(self.pins if pin.kind == "pin" else self.refs, pin.pfns, sign)
         self._touch(mem, pin.pfns)
 
-    def _delta(self, mem, old, new) -> None:
+    def _delta(self, mem, old, new, mm_id: int) -> None:
         if type(old) is PteTable and type(new) is PteTable:
             d = np.flatnonzero(old.pfn != new.pfn)
             if len(d) == 0:
@@ -497,9 +518,11 @@ class ScopedChecker(Hidden):
             _scatter(self.pte, b, 1)
             self._touch(mem, a)
             self._touch(mem, b)
+            self._owners(mem, mm_id, a, -1)
+            self._owners(mem, mm_id, b, 1)
             return
-        self._add(mem, old, -1)
-        self._add(mem, new, 1)
+        self._add(mem, old, -1, mm_id)
+        self._add(mem, new, 1, mm_id)
 
     def absorb(self, world, txn) -> None:
         """Count what a committed statement changed."""
@@ -528,6 +551,8 @@ class ScopedChecker(Hidden):
                             self.renamed.append(existing)
                         if name in ("index", "head"):
                             self.reindexed = True
+                        if name in ("head", "nr"):
+                            self.reheaded = True
         for name, saved in txn.mms.items():
             mm = world.mms.get(name)
             old_pt = saved.pt if saved is not None and saved.alive else {}
@@ -542,7 +567,7 @@ class ScopedChecker(Hidden):
                 o, e = old_pt.get(k), new_pt.get(k)
                 if o is e:
                     continue
-                self._delta(mem, o, e)
+                self._delta(mem, o, e, mm.id if mm is not None else None)
                 tables.add(k)
         for name, saved in txn.pins.items():
             pin = world.pins.get(name)
@@ -582,6 +607,18 @@ class ScopedChecker(Hidden):
         return out
 
     def _mm_counts(self, world, heads: np.ndarray) -> dict:
+        """mm id -> entries of that mm mapping each of ``heads``, for every
+        live mm (from the owner counts kept by :meth:`absorb`)."""
+        if self.mmc is None:
+            return self._mm_counts_scan(world, heads)
+        k = len(heads)
+        out = {mm.id: [0] * k for mm in world.alive_mms()}
+        for i, h in enumerate(heads.tolist()):
+            for mid, n in self.mmc.get(h, {}).items():
+                out[mid][i] = n
+        return out
+
+    def _mm_counts_scan(self, world, heads: np.ndarray) -> dict:
         mem = world.mem
         scope = self._scope
         fr = _whole_pages(mem, heads)
@@ -657,6 +694,17 @@ class ScopedChecker(Hidden):
         internal inconsistency of the pages the statements since the last
         check touched."""
         try:
+            if self.reheaded and self.mmc is not None:
+                # a page was split: count every page's owners again
+                self.mmc = {}
+                mem = world.mem
+                for mm in world.alive_mms():
+                    for entry in mm.pt.values():
+                        if type(entry) is Pmd:
+                            self._owners(mem, mm.id, mem.head[entry.head : entry.head + 1], 1)
+                        else:
+                            self._owners(mem, mm.id, entry.pfn[entry.pfn >= 0], 1)
+            self.reheaded = False
             self.check_counters(world)
             out = {}
             lost = self._pin_lost(world)
