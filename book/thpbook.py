@@ -4,8 +4,8 @@ Every number or verdict a chapter shows comes from a run of the engine on a
 scenario file in ``data/scenarios/``; this module only runs scenarios, reads
 snapshots and formats what the engine computed.  It never decides a verdict
 itself.  Drawing is delegated to ``thpviz.render`` (graphviz SVG, storyboards)
-and ``thpviz.cost``; the thread timeline, which is about the emails rather than
-the model, is drawn here from ``data/thread.yaml``.
+and ``thpviz.cost``; the thread timeline by ``thpviz.render.timeline`` from
+``data/thread.yaml``.
 
 Chapters state their verdicts in a machine-readable ``thpviz: claims:`` key of
 their front matter::
@@ -31,16 +31,19 @@ from pathlib import Path
 
 import yaml
 
-from thpviz.eras import ERAS
-from thpviz.scenario import parse_file, run
+from thpviz.eras import ERAS, MODERN_ERAS, THREAD_ERAS
+from thpviz.scenario import parse_file, parse_verdict, run
 
 BOOK = Path(__file__).resolve().parent
 ROOT = BOOK.parent
 SCENARIOS = ROOT / "data" / "scenarios"
 THREAD = ROOT / "data" / "thread.yaml"
 
-#: the eras the book discusses, in chronological order (DESIGN.md ids)
-ERA_IDS = tuple(ERAS)
+#: the eras the 2016 chapters discuss, in chronological order (DESIGN.md
+#: ids); the aftermath chapter passes the later ones explicitly
+ERA_IDS = tuple(THREAD_ERAS)
+ALL_ERAS = tuple(ERAS)
+LATER_ERAS = tuple(MODERN_ERAS)
 ERA_LABELS = {e: ERAS[e].title for e in ERA_IDS}
 LORE = "https://lore.kernel.org/all/{}/"
 
@@ -77,12 +80,6 @@ def verdict(rel: str, era: str) -> str:
     return _verdict_of(engine_run(rel, era))
 
 
-def parse_verdict(text: str) -> tuple[str, frozenset]:
-    toks = str(text).split()
-    viol = frozenset(t for t in toks[1:] if t != "clean")
-    return toks[0], viol
-
-
 def same_verdict(claimed: str, engine: str) -> bool:
     return parse_verdict(claimed) == parse_verdict(engine)
 
@@ -102,7 +99,7 @@ table.thp td.bad {background: #f4433622;} table.thp td.ok {background: #4caf5022
 
 
 def _cell(v: str) -> str:
-    bad = any(t in v for t in ("pin-lost", "rmap-broken", "leak", "bug"))
+    bad = any(t in v for t in ("pin-lost", "rmap-broken", "leak", "stray-write", "bug"))
     return f'<td class="{"bad" if bad else "ok"}"><code>{html.escape(v)}</code></td>'
 
 
@@ -200,7 +197,8 @@ def glue(name: str, value) -> None:
 # -------------------------------------------------------------------- counters
 COUNTER_ORDER = (
     "page_count", "page_mapcount", "compound_mapcount", "mapcount", "double_map",
-    "total_mapcount", "page_trans_huge_mapcount",
+    "total_mapcount", "page_trans_huge_mapcount", "pincount", "anon_exclusive",
+    "entire_mapcount", "large_mapcount", "maybe_shared", "mapping",
 )
 
 
@@ -325,83 +323,13 @@ def messages() -> dict[str, dict]:
     return {m["id"]: m for m in thread()["messages"]}
 
 
-#: the two bursts of the thread, drawn again with an hour axis (UTC)
-TIMELINE_ZOOMS = (
-    ("2016-04-28T14:00:00+00:00", "2016-04-29T19:00:00+00:00", "28-29 April: report, first patches, tests"),
-    ("2016-05-02T07:30:00+00:00", "2016-05-02T19:30:00+00:00", "2 May: review of v1 and the GUP debate"),
-)
-
-
 def timeline(highlight=()):
-    """Every message of the thread on a time axis, one row per author, a line
-    from each reply to its parent, the fix's author date as a dashed line.
-    The top panel covers the whole thread; the two panels below zoom into its
-    two bursts (:data:`TIMELINE_ZOOMS`), where the labels would collide.
-    ``highlight``: message ids drawn larger (the ones a chapter discusses).
-    Returns the figure as a PNG image output."""
-    from datetime import datetime, timezone
+    """Every message of the thread on a time axis, drawn by
+    :func:`thpviz.render.timeline.timeline_figure` from ``data/thread.yaml``;
+    ``highlight``: message ids drawn larger.  Returns a PNG image output."""
+    from thpviz.render.timeline import timeline_figure
 
-    import matplotlib.dates as mdates
-    from matplotlib.figure import Figure
-
-    msgs = thread()["messages"]
-    when = {m["id"]: datetime.fromisoformat(m["date"]).astimezone(timezone.utc) for m in msgs}
-    authors = list(dict.fromkeys(m["author"] for m in msgs))
-    row = {a: i for i, a in enumerate(authors)}
-    zooms = [(datetime.fromisoformat(a), datetime.fromisoformat(b), t) for a, b, t in TIMELINE_ZOOMS]
-    fixes = [(c["id"], datetime.fromisoformat(c["date"]).replace(tzinfo=timezone.utc))
-             for c in thread()["commits"] if c.get("role") == "fix" and c.get("date")]
-
-    fig = Figure(figsize=(11, 7.5), layout="constrained")
-    grid = fig.add_gridspec(2, 2, height_ratios=[1, 1])
-    panels = [(fig.add_subplot(grid[0, :]), None)] + [(fig.add_subplot(grid[1, i]), z) for i, z in enumerate(zooms)]
-    for ax, zoom in panels:
-        shown = [m for m in msgs if zoom is None or zoom[0] <= when[m["id"]] <= zoom[1]]
-        for m in shown:
-            p = m.get("replies_to")
-            if p in when:
-                ax.plot([when[p], when[m["id"]]], [row[messages()[p]["author"]], row[m["author"]]],
-                        color="#999", lw=0.6, zorder=1)
-        lo, hi = (min(when.values()), max(when.values())) if zoom is None else zoom[:2]
-        gap = (hi - lo) * 0.03
-        last: dict[str, tuple] = {}
-        for m in sorted(shown, key=lambda m: when[m["id"]]):
-            big = m["id"] in highlight
-            ax.scatter([when[m["id"]]], [row[m["author"]]], s=60 if big else 22, zorder=2,
-                       color="#d55e00" if big else "#0072b2",
-                       marker="s" if m["status"] in ("Q", "not-found") else "o")
-            in_zoom = any(a <= when[m["id"]] <= b for a, b, _ in zooms)
-            if zoom is None and in_zoom:
-                continue
-            # stagger labels that would collide with the previous one in the row
-            prev = last.get(m["author"])
-            level = prev[1] + 1 if prev and when[m["id"]] - prev[0] < gap else 0
-            last[m["author"]] = (when[m["id"]], level)
-            dy = (6 + 7 * (level // 2)) * (1 if level % 2 == 0 else -1.6)
-            ax.annotate(m["id"], (when[m["id"]], row[m["author"]]), xytext=(0, dy),
-                        textcoords="offset points", fontsize=6.5, ha="center")
-        for cid, x in fixes:
-            if zoom is None:
-                ax.axvline(x, color="#009e73", ls="--", lw=1)
-                ax.annotate(cid, (x, -0.6), fontsize=7, color="#009e73", ha="left", va="top",
-                            xytext=(3, 0), textcoords="offset points")
-        if zoom is None:
-            for a, b, _ in zooms:
-                ax.axvspan(a, b, color="#f0e442", alpha=0.25, lw=0)
-            ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))
-            ax.set_title("28 April - 26 May 2016 (UTC); shaded: the two bursts below", fontsize=9)
-        else:
-            ax.set_xlim(zoom[0], zoom[1])
-            ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
-            ax.set_title(zoom[2] + " (UTC)", fontsize=9)
-        ax.set_yticks(range(len(authors)), authors if zoom is None or zoom is zooms[0] else [""] * len(authors),
-                      fontsize=8)
-        ax.set_ylim(len(authors) - 0.4, -0.9)
-        ax.tick_params(axis="x", labelsize=7)
-        ax.grid(axis="x", alpha=0.3)
-    fig.suptitle("Every message of the thread; circles: copy read, squares: known only from quotes or not found",
-                 fontsize=9)
-    return figure(fig)
+    return figure(timeline_figure(thread(), highlight))
 
 
 def figure(fig, dpi: int = 100):

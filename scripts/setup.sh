@@ -44,4 +44,6 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -r requirements.txt
 .venv/bin/python -m pip install -q -e .
+# the live lab's tools (gcc, QEMU, busybox); without root it only reports
+bash scripts/setup_live.sh || echo "setup: the live lab's tools are missing; thpviz live will skip" >&2
 echo "setup: ready (.venv, dot: $(command -v dot))"

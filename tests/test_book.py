@@ -37,7 +37,7 @@ MESSAGE_IDS = {m["message_id"]: m["id"] for m in THREAD["messages"]}
 BY_ID = {m["id"]: m for m in THREAD["messages"]}
 COMMITS = {c["id"] for c in THREAD["commits"]}
 #: commits of the 4.5 THP series that the book names but the thread index
-#: does not list (ids from /work/shared/research/eras.md, section 2)
+#: does not list (ids from docs/sources.md, eras.md section 2)
 SERIES_COMMITS = {"eef1b3ba053a", "e9b61f19858a", "9a982250f773"}
 
 LORE = re.compile(r"https?://lore\.kernel\.org/[^\s)\"'<>]*")

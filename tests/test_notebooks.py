@@ -16,6 +16,8 @@ from nbclient.exceptions import CellExecutionError
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.md"))
 
+pytestmark = pytest.mark.notebook
+
 
 def test_there_are_workshop_notebooks():
     names = {p.stem for p in NOTEBOOKS}

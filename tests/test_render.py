@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 from conftest import IN_CI, KIRILL, SCENARIOS
 
-from thpviz.eras import get
+from thpviz.eras import ERAS, get
 from thpviz.render import graphviz_run
-from thpviz.render.dot import CHANGED, run_dot, scene_dot
+from thpviz.render.dot import CHANGED, RMAP, run_dot, scene_dot
+from thpviz.render.fold import plan
 from thpviz.render.scene import HEAD_COUNTERS, build_scene
 from thpviz.scenario import parse_file, parse_text, run
 
@@ -91,6 +92,13 @@ def node_label(dot, node_id):
     return m.group(1)
 
 
+def av_ports(dot):
+    """The anon_vmas drawn as rows of the anon_vma tree table."""
+    if RMAP not in nodes(dot):
+        return set()
+    return set(re.findall(r'PORT="(av\d+)"', node_label(dot, RMAP)))
+
+
 def vma_ports(dot, proc):
     """{port: VMA id} from a process node's label."""
     lab = node_label(dot, proc)
@@ -103,6 +111,10 @@ def svg_id(s):
 
 CASES = [(VFIO, "4.5"), (VFIO, "4.6"), (KIRILL, "andrea-v1"), (KIRILL, "4.6"), (BIG, "4.5"),
          (BIG, "4.6"), (SPLIT, "4.5"), (SPLIT, "4.4")]
+# the same states under the eras after the thread (each skips until main has it)
+MODERN = ("5.8", "5.9", "5.19", "6.1", "6.12", "6.15")
+CASES += [pytest.param(src, era, marks=pytest.mark.skipif(era not in ERAS, reason=f"era {era} not implemented yet"))
+          for src in (VFIO, BIG, SPLIT) for era in MODERN]
 
 
 @pytest.mark.parametrize("src,era", CASES)
@@ -116,7 +128,7 @@ def test_every_alive_process_vma_anon_vma_and_active_pin_has_a_node(src, era):
             want = {svg_id(f"{mm.name}.{mm.describe(v.start, v.end)}") for v in mm.vmas}
             assert set(ports.values()) == want, k
         avs = {f"av{a}" for mm in w.alive_mms() for v in mm.vmas for a in v.avcs}
-        assert avs <= ids, k
+        assert avs <= av_ports(dot), k
         for name, pin in w.pins.items():
             if pin.active:
                 assert name in ids or f"pin:{name}" in ids, (k, name)
@@ -131,7 +143,8 @@ def test_rmap_edges_are_the_vmas_anon_vma_chains_and_page_mapping(src, era):
     r = snapshots(src, era)
     for k, w, dot in all_frames(r):
         drawn = set()
-        for av, proc, port in re.findall(r'^"(av\d+)" -> "([^"]+)":(v\d+):w \[[^]]*style=dotted', dot, re.M):
+        for av, proc, port in re.findall(r'^"anon_vma tree":(av\d+):e -> "([^"]+)":(v\d+):w \[[^]]*style=dotted',
+                                         dot, re.M):
             drawn.add((av, vma_ports(dot, proc)[port]))
         engine = {(f"av{a}", svg_id(f"{mm.name}.{mm.describe(v.start, v.end)}"))
                   for mm in w.alive_mms() for v in mm.vmas for a in v.avcs}
@@ -141,11 +154,18 @@ def test_rmap_edges_are_the_vmas_anon_vma_chains_and_page_mapping(src, era):
         for h in mem.page_starts():
             if mem.nr[h] > 1 and mem.kind[h] == 0 and not mem.freed[h]:
                 name, av = mem.name(h), int(mem.mapping[h])
-                assert re.search(rf'^"{re.escape(name)}":h -> "av{av}" ', dot, re.M), (k, name)
-        # the anon_vma tree: an edge parent -> child for every drawn child
-        for a in w.anon_vmas:
-            if a.parent != a.id and f"av{a.id}" in nodes(dot):
-                assert f'"av{a.parent}" -> "av{a.id}"' in dot
+                assert re.search(rf'^"{re.escape(name)}":h -> "anon_vma tree":av{av} ', dot, re.M), (k, name)
+        # the anon_vma tree: every drawn anon_vma sits right under its parent
+        prev = r.snapshots[k - 1] if k else None
+        d = plan(build_scene(w, prev, r.steps[k - 1] if k else None))
+        parent = {a.id: a.parent for a in w.anon_vmas}
+        for row in d.av_rows:
+            n = int(row.id[2:])
+            if parent[n] == n:
+                assert row.parent is None and row.depth == 0, (k, row)
+            else:
+                assert row.parent == f"av{parent[n]}" and row.via == 0, (k, row)
+        assert {row.id for row in d.av_rows} == av_ports(dot)
 
 
 def test_pin_lost_is_drawn_exactly_where_the_engine_reports_it():
@@ -173,7 +193,10 @@ def test_pin_lost_is_drawn_exactly_where_the_engine_reports_it():
                 assert f"CPU sees v{mem.data[cpu]}" in dot
                 # the dashed edge points at the page the CPU maps
                 cpu_page = mem.name(int(mem.head[cpu]))
-                assert re.search(rf'^"{cpu_page}":s\d+ -> "dma":h \[dir=back, style=dashed', dot, re.M)
+                assert re.search(rf'^"dma":h -> "{cpu_page}":s\d+:w \[style=dashed', dot, re.M)
+                # the solid one at the frame the device holds
+                dev_page = mem.name(int(mem.head[dev]))
+                assert re.search(rf'^"dma":h -> "{dev_page}":s\d+:w \[color="#D55E00"', dot, re.M)
         assert seen == (era == "4.5")
 
 
@@ -186,8 +209,8 @@ def test_rmap_broken_is_drawn_on_the_mappings_rmap_walk_misses():
         r = snapshots(KIRILL, era)
         for k, w, dot in all_frames(r):
             engine = k > 0 and "rmap-broken" in r.steps[k - 1].violations
-            edges = re.findall(r'^"([^"]+)":r\d+ -> "[^"]+":\w+ \[[^]]*style=dashed, label="rmap walk from (av\d+)',
-                               dot, re.M)
+            edges = re.findall(
+                r'^"([^"]+)":r\d+ -> "[^"]+":\w+(?::w)? \[[^]]*style=dashed, label="rmap walk from (av\d+)', dot, re.M)
             assert bool(edges) == engine, (era, k)
             if engine:
                 h = head_of(w, "H1")
@@ -195,8 +218,8 @@ def test_rmap_broken_is_drawn_on_the_mappings_rmap_walk_misses():
                 assert {mm.name for mm, *_ in missed} == {p for p, _ in edges}
                 assert {a for _, a in edges} == {f"av{w.mem.mapping[h]}"}
         final = run_dot(r, None, legend=False)
-        moved = re.search(r'^"H1":h -> "(av\d+)" \[color="[^"]+", penwidth=3, label="page->mapping \(moved',
-                          final, re.M)
+        moved = re.search(r'^"H1":h -> "anon_vma tree":(av\d+) \[color="[^"]+", penwidth=3, '
+                          r'label="page->mapping \(moved', final, re.M)
         if era == "andrea-v1":
             assert moved and moved.group(1) == f"av{r.world.mem.mapping[head_of(r.world, 'H1')]}"
             assert r.snapshots[-2].mem.mapping[head_of(r.world, "H1")] != r.world.mem.mapping[head_of(r.world, "H1")]
@@ -235,7 +258,16 @@ def test_every_run_is_uniform_in_the_engine_state(src, era):
                 assert (era_obj.mapcount_frames(mem, fr) == c.mapcount).all()
                 assert c.mapcount == era_obj.counter("mapcount", mem, int(fr[0]))
                 assert (mem.pins[fr] == c.pins).all()
-                assert (mem.data[fr] == c.data).all()
+                # every per-subpage field of the era is uniform; the data
+                # version is not a field: the cell gives its range
+                for f in sc.fields:
+                    if f.order0 and p.kind != "order0":
+                        continue
+                    assert (np.asarray(f.values(w, fr)) == c.values[f.name]).all(), (k, p.id, f.name)
+                assert (mem.data[fr].min(), mem.data[fr].max()) == (c.data, c.data_hi)
+                if "anon_exclusive" in era_obj.counters:
+                    for f in fr[:3].tolist() + fr[-3:].tolist():
+                        assert era_obj.counter("anon_exclusive", mem, f) == c.values["anon_exclusive"], (k, p.id)
                 assert c.page_mapcount == era_obj.counter("page_mapcount", mem, int(fr[0]))
             if p.kind == "thp":
                 for name in HEAD_COUNTERS:
@@ -267,7 +299,7 @@ def test_doublemap_bias_is_its_own_mark():
     lab = node_label(dot, "H1")
     pte = int(w.mem.mapcount[h + 10]) - 1
     assert f"mc {pte + 1} = {pte}+DM" in lab
-    pairs = dict(re.findall(r'<TD ALIGN="LEFT"[^>]*>([^<]+)</TD><TD ALIGN="LEFT"[^>]*><B>([^<]+)</B></TD>', lab))
+    pairs = dict(re.findall(r'<TD ALIGN="LEFT"[^>]*>([^<]+)</TD><TD ALIGN="RIGHT"[^>]*><B>([^<]+)</B></TD>', lab))
     assert pairs["PageDoubleMap"] == "yes"
     assert pairs["compound_mapcount"] == str(w.mem.cmc[h])
     assert pairs["page_count"] == str(w.mem.refcount[h])
@@ -292,7 +324,7 @@ def test_exited_process_disappears_and_its_pin_stays_with_the_device():
     assert "exited" in node_label(dot, "C")
     later = scene_dot(build_scene(w, w, None), legend=False)
     assert "C" not in nodes(later)
-    assert "dma" in nodes(later) and '"dma" -> "device"' in later
+    assert "dma" in nodes(later) and '"device" -> "dma":h' in later
 
 
 def test_caption_and_legend():
@@ -346,6 +378,37 @@ def test_counter_strip_draws_the_engine_mapcounts():
     fig.savefig(io.BytesIO(), format="png")
 
 
+def test_counter_strip_marks_exclusive_subpages_and_references():
+    from matplotlib.patches import Rectangle
+
+    from thpviz.render.plots import counter_strip
+
+    # 6.15 reuses subpages of a PTE-mapped THP and marks them exclusive
+    # (1da190f4d0a6); 5.19 copies them; 4.6 has no such flag
+    text = "thp: 16\nP: mmap A\nP: write A\nP: split_pmd A\nP: fork C\nC: munmap A\nP: write A[3:6]\n" \
+           "P: vmsplice A[9] as r\n"
+    for era in ("4.6", "5.19", "6.15"):
+        if era not in ERAS:
+            continue
+        r = snapshots(text, era)
+        w = r.world
+        fig = counter_strip(w, page="H1")
+        ax = fig.axes[0]
+        lane = [p for p in ax.patches if isinstance(p, Rectangle) and p.get_gid() == "anon_exclusive"]
+        covered = set()
+        for p in lane:
+            covered.update(range(int(p.get_x()), int(p.get_x() + p.get_width())))
+        h = head_of(w, "H1")
+        want = {i for i in range(16) if "anon_exclusive" in w.era.counters
+                and w.era.counter("anon_exclusive", w.mem, h + i)}
+        assert covered == want, era
+        assert bool(want) == (era == "6.15")
+        assert ("PageAnonExclusive" in [t.get_text() for t in ax.get_yticklabels()]) == ("anon_exclusive" in
+                                                                                         w.era.counters)
+        refs = [ln for ln in ax.get_lines() if ln.get_gid() == "refs"]
+        assert [round(float(ln.get_xdata()[0]) - 0.5) for ln in refs] == [9]
+
+
 def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "thpviz.cli", *args], capture_output=True, text=True)
 
@@ -355,14 +418,22 @@ def test_cli_render_writes_dot_and_svg(tmp_path):
     p = run_cli("render", str(VFIO), "--era", "4.5", "--step", "7", "-o", str(out))
     assert p.returncode == 0, p.stderr
     text = out.read_text()
-    assert text.startswith("digraph") and "pin-lost" in text
+    assert text.startswith("// alt: ") and text.splitlines()[1].startswith("digraph") and "pin-lost" in text
     p = run_cli("render", str(VFIO), "--era", "4.5", "--step", "99", "-o", str(out))
     assert p.returncode == 2 and "--step" in p.stderr
-    if graphviz_run.available():
-        svg = tmp_path / "f.svg"
-        p = run_cli("render", str(VFIO), "--era", "4.6", "-o", str(svg))
-        assert p.returncode == 0, p.stderr
-        assert ET.fromstring(svg.read_bytes()).tag.endswith("svg")
+
+
+@pytest.mark.skipif(dot_missing and not IN_CI, reason="graphviz's dot is not installed")
+def test_cli_render_writes_svg(tmp_path):
+    out = tmp_path / "f.dot"
+    svg = tmp_path / "f.svg"
+    p = run_cli("render", str(VFIO), "--era", "4.6", "-o", str(svg))
+    assert p.returncode == 0, p.stderr
+    root = ET.fromstring(svg.read_bytes())
+    assert root.tag.endswith("svg") and root.get("role") == "img" and "line 17" in root.get("aria-label")
+    p = run_cli("render", str(VFIO), "--era", "4.6", "--layout", "narrow", "-o", str(out))
+    assert p.returncode == 0, p.stderr
+    assert "rankdir=TB" in out.read_text()
 
 
 def test_thpviz_help_imports_no_drawing_library():
@@ -412,3 +483,154 @@ def test_one_dot_for_many_graphs_gives_what_one_dot_per_graph_gives():
     r = snapshots(VFIO, "4.5")
     texts = [d for _, _, d in all_frames(r)][-4:]
     assert graphviz_run.render_many_svg(texts) == [graphviz_run.render(d, "svg").decode() for d in texts]
+
+
+# ------------------------------------------------------------------ timeline
+SMALL_THREAD = {
+    "messages": [
+        {"id": "M01", "date": "2016-04-28T10:20:51-06:00", "author": "A", "replies_to": None, "status": "read"},
+        {"id": "M02", "date": "2016-04-28T18:00:00+00:00", "author": "B", "replies_to": "M01", "status": "read"},
+        {"id": "M03", "date": "2016-05-02T10:41:19+03:00", "author": "C", "replies_to": "M02", "status": "Q"},
+        {"id": "M04", "date": "2016-05-20T09:00:00+00:00", "author": "A", "replies_to": "M99", "status": "read"},
+    ],
+    "commits": [
+        {"id": "6d0a07edd17c", "date": "2016-05-05T12:00:00", "role": "fix"},
+        {"id": "53f9263baba6", "date": "2016-01-15T12:00:00", "role": "bisected"},
+    ],
+}
+
+
+def _points(ax):
+    """(x, y, size, colour, marker path) of every scatter point of a panel."""
+    out = []
+    for coll in ax.collections:
+        sizes = coll.get_sizes()
+        colors = coll.get_facecolors()
+        for i, off in enumerate(coll.get_offsets()):
+            out.append((float(off[0]), float(off[1]), float(sizes[i % len(sizes)]),
+                        tuple(round(c, 3) for c in colors[i % len(colors)][:3])))
+    return out
+
+
+def test_timeline_draws_every_message_its_replies_and_the_fix():
+    from datetime import datetime, timezone
+
+    from matplotlib.colors import to_rgb
+    from matplotlib.dates import date2num
+
+    from thpviz.render.timeline import timeline_figure
+
+    fig = timeline_figure(SMALL_THREAD, highlight=["M03"])
+    top, *zooms = fig.axes
+    assert len(zooms) == 2
+    pts = _points(top)
+    assert len(pts) == len(SMALL_THREAD["messages"])
+    authors = ["A", "B", "C"]
+    for m in SMALL_THREAD["messages"]:
+        x = date2num(datetime.fromisoformat(m["date"]).astimezone(timezone.utc))
+        y = authors.index(m["author"])
+        match = [p for p in pts if abs(p[0] - x) < 1e-6 and p[1] == y]
+        assert len(match) == 1, m["id"]
+        big = m["id"] == "M03"
+        vermillion = tuple(round(c, 3) for c in to_rgb("#d55e00"))
+        assert (match[0][3] == vermillion) == big and (match[0][2] > 40) == big, m["id"]
+    # a line per reply whose parent is known (M04's parent is not), a dashed
+    # line per fix commit and none for the other roles
+    lines = [ln for ln in top.get_lines() if ln.get_linestyle() == "-"]
+    assert len(lines) == 2
+    dashed = [ln for ln in top.get_lines() if ln.get_linestyle() == "--"]
+    assert len(dashed) == 1
+    assert abs(date2num(dashed[0].get_xdata()[0]) - date2num(datetime(2016, 5, 5, 12, tzinfo=timezone.utc))) < 1e-6
+    # the zoom panels show only the messages inside them
+    assert len(_points(zooms[0])) == 2 and len(_points(zooms[1])) == 1
+    fig.savefig(io.BytesIO(), format="png")
+
+
+def test_timeline_of_the_real_thread_index():
+    from thpviz.render.timeline import load_thread, timeline_figure
+
+    thread = load_thread()
+    fig = timeline_figure(thread, highlight=["M01"])
+    assert len(_points(fig.axes[0])) == len(thread["messages"]) > 0
+    fig.savefig(io.BytesIO(), format="png")
+
+
+# ------------------------------------------------------- the modern state
+PIN_FORK = SCENARIOS / "regression" / "pin-fork-write-child-alive.thp"
+UNSHARE = """\
+thp: 8
+P: mmap A
+P: write A
+P: fork C
+C: pin A[3] ro as dma
+"""
+
+#: which era first has what (DESIGN.md's era table and its commits)
+SINCE = {
+    "FOLL_PIN": "5.8",  # 3faa52c03f44 (5.7) is in every modelled era from 5.8
+    "has_pinned": "5.9",  # 008cfe4418b3
+    "anon_exclusive": "5.19",  # 6c287605fd56
+    "_mm_id slots": "6.15",  # 6af8cb80d3a9
+}
+ORDER = ["4.4", "4.5", "kirill-k1", "andrea-v1", "4.6", "5.8", "5.9", "5.18", "5.19", "6.1", "6.12", "6.15"]
+
+
+def since(what, era):
+    return ORDER.index(era) >= ORDER.index(SINCE[what])
+
+
+@pytest.mark.parametrize("era", list(ERAS))
+def test_the_modern_state_is_shown_exactly_in_the_eras_that_have_it(era):
+    r = snapshots(PIN_FORK, era)
+    dot = run_dot(r, 4, legend=False)  # after the fork
+    sc = build_scene(r.snapshots[4], r.snapshots[3], r.steps[3])
+    pin = node_label(dot, "dma")
+    assert ("FOLL_PIN" in pin) == since("FOLL_PIN", era) and ("FOLL_GET" in pin) != since("FOLL_PIN", era)
+    assert ("has_pinned" in node_label(dot, "P")) == since("has_pinned", era)
+    if since("has_pinned", era):
+        assert "has_pinned 1" in node_label(dot, "P") and "has_pinned 0" in node_label(dot, "C")
+    assert ("anon_exclusive" in [f.name for f in sc.fields]) == since("anon_exclusive", era)
+    assert ("_mm_id slots" in dot) == since("_mm_id slots", era)
+    # the head shows every counter function the era has, and no other
+    h1 = sc.page("H1")
+    want = [n for n in HEAD_COUNTERS if n in get(era).counters]
+    assert [n for n in h1.head_counters if n != "page_mapcount"] == want
+    for name, value in h1.head_counters.items():
+        assert value == get(era).counter(name, r.snapshots[4].mem, h1.start)
+    # dirty bits: in the eras whose rules read or carry them (6.1's
+    # mprotect upgrade needs a dirty PTE; 6.4+ carries the bit at a split)
+    assert (" dirty →" in dot) == (era in ("6.1", "6.12", "6.15"))
+
+
+def test_owner_slots_name_the_mms_that_map_the_folio():
+    if "6.15" not in ERAS:
+        pytest.skip("era 6.15 not implemented yet")
+    r = snapshots("thp: 8\nP: mmap A\nP: write A\nP: fork C\n", "6.15")
+    w = r.world  # P and C map H1 by PMD
+    h = head_of(w, "H1")
+    sc = build_scene(w)
+    ids = {m.id: m.name for m in w.mms.values()}
+    slots = [(int(w.mem.slot_mm[h]), int(w.mem.slot_count[h])), (int(w.mem.slot_mm2[h]), int(w.mem.slot_count2[h]))]
+    want = ", ".join("free" if i == 0 else f"{ids[i]}×{n}" for i, n in slots)
+    assert sc.page("H1").slots == want and "free" not in want
+
+
+def test_fork_time_copies_and_unshare_faults_are_annotated_on_their_rows():
+    if "5.19" not in ERAS:
+        pytest.skip("era 5.19 not implemented yet")
+    # 5.9+: fork gives the child a copy of the maybe-pinned page; before, it shares
+    for era, copied in (("4.5", False), ("5.9", True), ("6.15", True)):
+        if era not in ERAS:
+            continue
+        r = snapshots(PIN_FORK, era)
+        step = r.steps[3]
+        assert (any(e.kind == "fork-copy" for e in step.events)) == copied
+        lab = node_label(run_dot(r, 4, legend=False), "C").replace("&#160;", " ")
+        assert ("copied at fork (maybe pinned)" in lab) == copied, era
+        assert "write fault" not in lab
+    # 5.19+: a R/O pin of a shared page unshares it: an unshare fault, not a write fault
+    for era, unshare in (("4.6", False), ("5.19", True), ("6.15", True)):
+        r = snapshots(UNSHARE, era)
+        lab = node_label(run_dot(r, None, legend=False), "C").replace("&#160;", " ")
+        assert ("unshare fault:" in lab) == unshare, era
+        assert "write fault" not in lab

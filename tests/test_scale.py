@@ -149,6 +149,18 @@ def test_scoped_check_looks_only_at_touched_pages():
     assert "H5" in names and "H1" not in names and len(c.pf) <= 2 * 512 + 1
 
 
+def test_checker_attached_to_a_world_midway_agrees_with_the_full_check():
+    """A clone has no checker; the first statement run on it builds one from
+    the world as it is (every page in scope once)."""
+    for era in ERAS.values():
+        scn = parse_text(HEAD + PTE + "P: pin A[2] rw as d\nP: fork C\nC: write A[1]\nP: exit\nC: write A[6]\n")
+        w = World(era, 8)
+        for st in scn.statements[:-1]:
+            w, _ = execute(w, era, st, check="full")
+        w, step = execute(w.clone(), era, scn.statements[-1], check="both")
+        assert step.error is None
+
+
 # -------------------------------------------------------------- clones
 def test_clone_and_original_do_not_see_each_others_writes():
     w = world_after(PTE + "P: fork C\n", "6.15")

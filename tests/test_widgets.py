@@ -5,7 +5,7 @@ state it shows."""
 import re
 
 import pytest
-from conftest import SCENARIOS
+from conftest import KIRILL, SCENARIOS
 
 from thpviz.scenario import parse_file, parse_text, run
 from thpviz.scenario.report import mapping_dicts, page_dicts
@@ -15,17 +15,6 @@ from thpviz.widgets.panels import scene_at
 from thpviz.widgets.sandbox import range_text
 
 VFIO = SCENARIOS / "regression" / "pin-mprotect-cycle-write.thp"
-KIRILL = """\
-title: split, fork, each side unmaps one half, the child writes the tail
-thp: 8
-P: mmap A
-P: write A                 # one THP, PMD-mapped
-P: split_pmd A
-P: fork C
-C: munmap A[0:4]
-P: munmap A[4:8]
-C: write A[6]              # do_wp_page on a tail page
-"""
 
 
 def text_of(html):

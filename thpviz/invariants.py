@@ -429,6 +429,7 @@ class ScopedChecker(Hidden):
         # scratch: 1 + position of a frame in the current scope, else 0 (kept
         # all zero between uses, so its pages are only touched where used)
         self._scope = np.zeros(cap, dtype=np.int32)
+        self._reset()
         #: 6.15: head -> {mm id: entries of that mm mapping the page}
         self.mmc: dict | None = {} if world.era.tracks_mm_ids else None
         for mm in world.alive_mms():
@@ -441,7 +442,6 @@ class ScopedChecker(Hidden):
         self.lost: dict[str, str | None] = {}
         #: a page's frames changed heads: the owner counts are rebuilt
         self.reheaded = False
-        self._reset()
         # the first check derives every state violation
         self.mm_vmas.update(world.mms)
         self.pins_changed.update(world.pins)

@@ -99,5 +99,5 @@ class ForkMixin:
         if alive is not None:
             alive.remove(mm)
         for pin in self.pins.values():
-            if pin.owner == proc and not pin.excused.all():
+            if pin.active and pin.owner == proc and not pin.excused.all():
                 self._pin_w(pin).excused[:] = True

@@ -72,26 +72,25 @@ class RmapMixin:
                 yield from m.vmas
         yield from extra
 
-    def _vma_census(self, extra: tuple = ()) -> tuple[dict, set]:
-        """(anon_vma id -> live VMAs whose ``vma->anon_vma`` it is, the set of
-        anon_vmas some live VMA links to)."""
-        active: dict = {}
-        linked: set = set()
+    def anon_vma_census(self, extra: tuple = ()) -> tuple[dict, dict]:
+        """``num_active_vmas`` and ``num_children`` of the anon_vmas (see the
+        module docstring), counted once from the live VMAs; ``extra`` are
+        VMAs being built that already count.  Returns two dicts, anon_vma id
+        -> count; ``children`` is filled lazily (an anon_vma's children are
+        looked up in an index of the hierarchy, so a fork costs what the
+        parent's chain holds, not the whole history of anon_vmas)."""
+        active: dict[int, int] = {}
+        linked: set[int] = set()
         for v in self._live_vmas(extra):
-            active[v.anon_vma] = active.get(v.anon_vma, 0) + 1
+            if v.anon_vma is not None:
+                active[v.anon_vma] = active.get(v.anon_vma, 0) + 1
             linked.update(v.avcs)
-        return active, linked
+        return active, _Children(self, linked)
 
-    def anon_vma_counts(self, av_id: int, extra: tuple = (), census=None) -> tuple[int, int]:
-        """``(num_active_vmas, num_children)`` of anon_vma ``av_id`` (see the
-        module docstring); ``extra`` are VMAs being built that already count
-        (``census``: :meth:`_vma_census` of them, if the caller has it)."""
-        active, linked = census if census is not None else self._vma_census(extra)
-        children = sum(1 for c in self._anon_vma_children(av_id) if c != av_id and c in linked)
-        me = self.anon_vmas[av_id]
-        if me.root == av_id and av_id in linked:
-            children += 1  # the root's self-parent link
-        return active.get(av_id, 0), children
+    def anon_vma_counts(self, av_id: int, extra: tuple = ()) -> tuple[int, int]:
+        """``(num_active_vmas, num_children)`` of anon_vma ``av_id``."""
+        active, children = self.anon_vma_census(extra)
+        return active.get(av_id, 0), children.get(av_id, 0)
 
     def anon_vma_fork(self, child_vma: Vma, parent_vma: Vma, extra: tuple = ()) -> None:
         """``anon_vma_fork`` = ``anon_vma_clone`` + a new anon_vma: link the
@@ -103,13 +102,13 @@ class RmapMixin:
             return
         child_vma.avcs = tuple(parent_vma.avcs)
         child_vma.anon_vma = None
-        census = self._vma_census(extra)
+        active, children = self.anon_vma_census(extra)
         for av_id in parent_vma.avcs:
-            active, children = self.anon_vma_counts(av_id, extra, census)
+            a, c = active.get(av_id, 0), children.get(av_id, 0)
             if self.era.anon_vma_reuse == "degree":
-                ok = av_id != parent_vma.anon_vma and active + children < 2
+                ok = av_id != parent_vma.anon_vma and a + c < 2
             else:
-                ok = children < 2 and active == 0
+                ok = c < 2 and a == 0
             if ok:
                 child_vma.anon_vma = av_id
                 return
@@ -167,3 +166,22 @@ class RmapMixin:
                     lo, hi = int(addrs[run[0]]), int(addrs[run[-1]]) + 1
                     (reached if ok[run[0]] else missed).append((mm, lo, hi, level))
         return reached, missed
+
+
+class _Children(dict):
+    """``num_children`` by anon_vma id, computed on first lookup: children
+    whose tree is not empty (some live VMA links them), the root counting
+    itself while its own tree is not empty."""
+
+    def __init__(self, world, linked: set):
+        super().__init__()
+        self._world, self._linked = world, linked
+
+    def __missing__(self, av_id):
+        linked = self._linked
+        n = sum(1 for c in self._world._anon_vma_children(av_id) if c in linked)
+        self[av_id] = n
+        return n
+
+    def get(self, av_id, default=None):
+        return self[av_id]

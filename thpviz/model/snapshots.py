@@ -103,7 +103,7 @@ class Recorder(Hidden):
                 if m is None:
                     s.mms.pop(name, None)
                 else:
-                    s.mms[name] = m.clone()
+                    s.mms[name] = m.clone() if m.alive else m  # a dead mm never changes
             if self.dirty_mms and list(s.mms) != list(world.mms):
                 s.mms = {k: s.mms[k] for k in world.mms}
             s.pins = dict(prev.pins) if self.dirty_pins else prev.pins
@@ -112,7 +112,7 @@ class Recorder(Hidden):
                 if p is None:
                     s.pins.pop(name, None)
                 else:
-                    s.pins[name] = p.clone()
+                    s.pins[name] = p.clone() if p.active else p
             if self.dirty_pins and list(s.pins) != list(world.pins):
                 s.pins = {k: s.pins[k] for k in world.pins}
         self.dirty_mms = set()
@@ -173,8 +173,9 @@ class Recorder(Hidden):
             shared.add(name)
         mem = MemMap.from_arrays(arrays, s.size, *s.serials, chunk=self.chunk, shared=shared)
         return World.assemble(
-            self.era, self.nr, mem, {k2: m.clone() for k2, m in s.mms.items()}, list(s.anon_vmas),
-            {k2: p.clone() for k2, p in s.pins.items()}, *s.scalars, *self.zero,
+            self.era, self.nr, mem, {k2: m.clone() if m.alive else m for k2, m in s.mms.items()},
+            list(s.anon_vmas), {k2: p.clone() if p.active else p for k2, p in s.pins.items()},
+            *s.scalars, *self.zero,
         )
 
 

@@ -214,7 +214,7 @@ class VmaOpsMixin:
         """The owner unmapped or discarded these addresses itself: its pins
         there no longer promise anything (Jerome's guarantee excludes it)."""
         for pin in self.pins.values():
-            if pin.owner == mm.name:
+            if pin.active and pin.owner == mm.name:
                 m = (pin.vas >= lo) & (pin.vas < hi)
                 if (m & ~pin.excused).any():
                     self._pin_w(pin).excused |= m
@@ -366,7 +366,7 @@ class VmaOpsMixin:
             if entry.empty() and not mm.vmas_in(ext * nr, ext * nr + nr):
                 self._pt_del(mm, ext)
         for pin in self.pins.values():
-            if pin.owner == proc:
+            if pin.active and pin.owner == proc:
                 m = (pin.vas >= lo) & (pin.vas < hi)
                 if m.any():
                     self._pin_w(pin).vas[m] += delta

@@ -75,9 +75,13 @@ class World(RmapMixin, FaultMixin, VmaOpsMixin, ForkMixin, GupMixin):
         first, so nothing either world writes afterwards is seen by the
         other)."""
         self.commit()
+        # an exited process and a released pin never change again (every
+        # operation refuses a dead mm; the loops over pins skip released
+        # ones), so clones share them: a clone costs what is live, not the
+        # whole history of the run
         w = World.assemble(
-            self.era, self.nr, self.mem.clone(), {k: m.clone() for k, m in self.mms.items()},
-            list(self.anon_vmas), {k: p.clone() for k, p in self.pins.items()},
+            self.era, self.nr, self.mem.clone(), {k: m.clone() if m.alive else m for k, m in self.mms.items()},
+            list(self.anon_vmas), {k: p.clone() if p.active else p for k, p in self.pins.items()},
             self.clock, self.next_va, self.mm_serial, self.huge_zero_pfn, self.zero_pfn,
         )
         for listener in self._t.listeners:

@@ -4,8 +4,6 @@ HTML document).  Imports nothing heavy until it runs."""
 
 from __future__ import annotations
 
-import sys
-
 
 def add_parser(subparsers, name: str, help: str):
     p = subparsers.add_parser(name, help=help, description=(
@@ -21,37 +19,18 @@ def add_parser(subparsers, name: str, help: str):
 
 
 def run_storyboard(args) -> int:
-    from ..eras import get
-    from ..model.events import ThpvizDefect
-    from ..scenario import ScenarioError, check_eras, eras_for, parse_file
-    from .graphviz_run import GraphvizMissing
+    from ..cli import CliError, load_one, write_output
+    from ..scenario.parser import header_value
     from .storyboard import storyboard_html, storyboard_page
 
-    try:
-        eras = [get(e) for e in args.era] if args.era else None
-    except KeyError as err:
-        print(f"thpviz: {err.args[0]}", file=sys.stderr)
-        return 2
-    try:
-        scn = parse_file(args.file)
-        eras = eras or eras_for(scn)
-        check_eras(scn, eras)
-    except ScenarioError as err:
-        print("\n".join(err.errors), file=sys.stderr)
-        return 2
-    try:
-        html = storyboard_html(args.file, eras, title=args.title)
-    except GraphvizMissing as err:
-        print(f"thpviz storyboard: {err}", file=sys.stderr)
-        return 2
-    except ThpvizDefect as err:
-        print(f"thpviz: internal inconsistency (a thpviz bug): {err}", file=sys.stderr)
-        return 3
+    if args.title is not None:
+        try:
+            args.title = header_value("title", args.title)
+        except ValueError as err:
+            raise CliError(f"thpviz storyboard: --title: {err}") from None
+    scn, eras = load_one(args.file, args.era)
+    html = storyboard_html(scn, eras, title=args.title)
     if args.page:
         html = storyboard_page([html], title=args.title or scn.title or args.file)
-    if args.output == "-":
-        sys.stdout.write(html)
-    else:
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write(html)
+    write_output(args.output, html, inputs=[args.file])
     return 0

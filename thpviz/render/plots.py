@@ -2,8 +2,9 @@
 
 :func:`counter_strip` draws, for one THP and one or more snapshots, the
 logical ``_mapcount`` of every subpage (with the PageDoubleMap bias as its
-own band), the GUP pins on each subpage, and which process maps which
-subpage, by PMD or by PTE.  The values are the ones
+own band), the GUP pins and vmsplice references on each subpage, which
+process maps which subpage, by PMD or by PTE, and -- in the eras that have
+it (5.19+) -- which subpages are PageAnonExclusive.  The values are the ones
 :func:`thpviz.render.scene.build_scene` reads from the snapshot.
 """
 
@@ -82,9 +83,23 @@ def _panel(ax, scene, page_id, label, Rectangle) -> None:
             ax.plot([(c.lo + c.hi) / 2], [c.mapcount + 0.25], marker="v", color=PURPLE, ms=7)
             ax.annotate(f"pin {c.pins}", ((c.lo + c.hi) / 2, c.mapcount + 0.35), ha="center", fontsize=7,
                         color="#7A2E5C")
+        refs = c.values.get("refs", 0)
+        if refs:
+            ax.plot([(c.lo + c.hi) / 2], [c.mapcount + 0.25], marker="^", color="#555555", ms=6, gid="refs")
+            ax.annotate(f"ref {refs}", ((c.lo + c.hi) / 2, c.mapcount + 0.55), ha="center", fontsize=7,
+                        color="#333333")
     # which process maps which subpage: one lane per process under the axis
     lane = -0.6
     names = []
+    if any(f.name == "anon_exclusive" for f in scene.fields):
+        for c in pg.cells:
+            if c.values.get("anon_exclusive"):
+                patch = Rectangle((c.lo, lane - 0.18), c.hi - c.lo, 0.36, facecolor="#009E73", edgecolor="#00694D",
+                                  lw=0.6)
+                patch.set_gid("anon_exclusive")
+                ax.add_patch(patch)
+        names.append((lane, "PageAnonExclusive"))
+        lane -= 0.5
     for pr in scene.procs:
         col = PROC_COLORS[pr.color % len(PROC_COLORS)]
         for v in pr.vmas:

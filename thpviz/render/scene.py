@@ -31,15 +31,27 @@ import numpy as np
 from ..model.memmap import KIND_ZERO
 from ..model.mm import Pmd
 from ..scenario.report import fault_runs
+from .fields import (  # noqa: F401 (HEAD_COUNTERS re-exported)
+    HEAD_COUNTERS,
+    head_counters,
+    owner_slots,
+    pin_flag,
+    read_fields,
+    shows_dirty,
+    shows_has_pinned,
+    subpage_fields,
+)
 
-#: counters shown for a THP head, in this order, when the era has them
-HEAD_COUNTERS = ("page_count", "compound_mapcount", "total_mapcount", "page_trans_huge_mapcount")
+#: candidate pages confirmed with the engine's own ``world.rmap_walk``
+#: (beyond this many, the vectorised test -- the same condition -- decides)
+RMAP_WALKS = 64
 
 
 @dataclass
 class Cell:
     """Frames ``[lo, hi)`` (offsets inside the drawn page) with the same
-    per-frame state."""
+    per-subpage state (every field of :func:`~thpviz.render.fields.subpage_fields`;
+    the data version may differ: ``data``..``data_hi``)."""
 
     port: str
     lo: int
@@ -48,10 +60,20 @@ class Cell:
     mapcount: int  # logical _mapcount (includes the PageDoubleMap bias)
     page_mapcount: int  # era.counter("page_mapcount") of the first frame
     pins: int  # GUP references on each frame of the cell
-    data: int  # version stamp of the contents
+    data: int  # lowest version stamp of the contents
     refcount: int  # order-0 pages: page_count of each page; THP: 0
     freed: bool
     changed: bool = False
+    data_hi: int = -1  # highest version stamp (== data when all frames hold the same)
+    values: dict = field(default_factory=dict)  # every subpage field -> its value
+    #: a drawing may merge cells (:mod:`thpviz.render.fold`): how many
+    #: uniform runs this cell stands for, and each field's (min, max)
+    runs: int = 1
+    ranges: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.data_hi < 0:
+            self.data_hi = self.data
 
 
 @dataclass
@@ -73,6 +95,7 @@ class Page:
     changed: set = field(default_factory=set)  # names of head fields that changed
     new: bool = False
     mapping_moved: bool = False
+    slots: str | None = None  # 6.15: the folio's two owner slots ("P×1, C×1")
 
     def cell_at(self, off: int) -> Cell:
         for c in self.cells:
@@ -112,6 +135,7 @@ class Row:
     changed: bool = False
     fault: str | None = None  # "write fault: reuse"
     unreachable: str | None = None  # anon_vma the rmap walk starts from, if it misses this run
+    dirty: bool | None = None  # the entries' dirty bit, in eras whose rules read it (else None)
 
 
 @dataclass
@@ -138,6 +162,7 @@ class Proc:
     unmapped: list[str] = field(default_factory=list)  # runs that disappeared this step
     new: bool = False
     exited_now: bool = False
+    has_pinned: bool | None = None  # mm->has_pinned, in eras that have it (else None)
 
 
 @dataclass
@@ -158,6 +183,7 @@ class PinNode:
     kind: str  # "pin" | "ref"
     write: bool
     where: str
+    flag: str = "FOLL_GET"  # how GUP took it in this era: FOLL_PIN or FOLL_GET
     targets: list[PinTarget] = field(default_factory=list)
     excused: bool = False  # the owner unmapped/moved/exited: the pin promises nothing there
     new: bool = False
@@ -183,6 +209,7 @@ class Scene:
     violations: dict  # kind -> list of detail strings (engine's words)
     step: object = None  # StepResult or None
     faults: list[str] = field(default_factory=list)  # one line per fault run of the step
+    fields: list = field(default_factory=list)  # the era's per-subpage fields (thpviz.render.fields)
 
     def page(self, pid: str) -> Page:
         for p in self.pages:
@@ -213,12 +240,23 @@ def _entries(mm, nr: int, ext: int):
     return entry.pfn, entry.write, "pte"
 
 
-def _prev_mapcount(mem, era, pfns: np.ndarray) -> np.ndarray:
-    """The era's logical ``_mapcount`` of each frame in an earlier snapshot
-    (-1 for frames that did not exist yet)."""
-    out = np.full(len(pfns), -1, dtype=np.int64)
-    ok = pfns < mem.size
-    out[ok] = era.mapcount_frames(mem, pfns[ok])
+def _dirty(mm, nr: int, ext: int) -> np.ndarray:
+    """The dirty bit of each entry of one extent (False where the model
+    has none)."""
+    entry = mm.pt[ext]
+    if isinstance(entry, Pmd):
+        return np.full(nr, bool(getattr(entry, "dirty", False)))
+    d = getattr(entry, "dirty", None)
+    return np.zeros(nr, dtype=bool) if d is None else d
+
+
+def _prev_values(prev, f, pfns: np.ndarray, default: int = -1) -> np.ndarray:
+    """Field ``f`` of each frame in an earlier snapshot (``default`` for
+    frames that did not exist yet)."""
+    out = np.full(len(pfns), default, dtype=np.int64)
+    ok = pfns < prev.mem.size
+    if ok.any():
+        out[ok] = f.values(prev, pfns[ok])
     return out
 
 
@@ -232,18 +270,13 @@ def _arr(mem, name: str, pfns: np.ndarray, default):
 
 
 def violations_of(world) -> dict:
-    """The state violations the engine finds in ``world`` (no event
-    violations: those need the step)."""
+    """The state violations the engine finds in ``world``: exactly what
+    :func:`thpviz.invariants.check` returns after a step (no event
+    violations: those need the step), so a new kind is drawn as soon as the
+    invariants report it."""
     from .. import invariants
 
-    out = {}
-    lost = invariants.pin_lost(world)
-    if lost:
-        out["pin-lost"] = lost
-    broken = invariants.rmap_broken(world)
-    if broken:
-        out["rmap-broken"] = broken
-    return out
+    return dict(invariants.check(world))
 
 
 # ------------------------------------------------------------------- the pages
@@ -309,61 +342,60 @@ def _zero_pages(world) -> list[Page]:
     ]
 
 
-def _fill_page(world, prev, page: Page, cuts: set) -> None:
-    """Cells and header counters of one drawn page."""
+def _fill_page(world, prev, page: Page, cuts: set, fields) -> None:
+    """Cells and header counters of one drawn page.  A cell ends where a
+    per-subpage field (:func:`~thpviz.render.fields.subpage_fields`)
+    changes, where a mapping run or a pin begins or ends, and where what
+    changed in this step begins or ends."""
     mem, era = world.mem, world.era
     a, n = page.start, page.n
     fr = np.arange(a, a + n, dtype=np.int64)
     if page.kind == "zero":
         page.cells = [Cell("s0", 0, n, a, 0, 0, 0, 0, 0, False)]
         return
-    mc = era.mapcount_frames(mem, fr)
-    fields = [mc, mem.pins[fr], mem.data[fr], mem.freed[fr]]
-    if page.kind == "order0":
-        fields.append(mem.refcount[fr])
+    order0 = page.kind == "order0"
+    used = [f for f in fields if order0 or not f.order0]
+    vals = read_fields(world, used, fr, order0)
+    freed = mem.freed[fr]
     brk = np.zeros(n, dtype=bool)
     brk[0] = True
-    for f in fields:
-        brk[1:] |= f[1:] != f[:-1]
+    for v in list(vals.values()) + [freed]:
+        brk[1:] |= v[1:] != v[:-1]
     for c in cuts:
         if 0 < c < n:
             brk[c] = True
+    data = mem.data[fr]
     if prev is not None:
         pm = prev.mem
-        ch = (
-            (_prev_mapcount(pm, era, fr) != mc)
-            | (_arr(pm, "pins", fr, -1) != mem.pins[fr])
-            | (_arr(pm, "data", fr, -1) != mem.data[fr])
-            | (_arr(pm, "freed", fr, True) != mem.freed[fr])
-            | (fr >= pm.size)
-        )
-        if page.kind == "order0":
-            ch |= (_arr(pm, "refcount", fr, -1) != mem.refcount[fr]) | (
-                _arr(pm, "head", fr, -1) != mem.head[fr])
+        ch = (_arr(pm, "data", fr, -1) != data) | (_arr(pm, "freed", fr, True) != freed) | (fr >= pm.size)
+        for f in used:
+            ch |= _prev_values(prev, f, fr) != vals[f.name]
+        if order0:
+            ch |= _arr(pm, "head", fr, -1) != mem.head[fr]
         brk[1:] |= ch[1:] != ch[:-1]
     else:
         ch = np.zeros(n, dtype=bool)
+    starts = np.nonzero(brk)[0]
+    dmin = np.minimum.reduceat(data, starts)
+    dmax = np.maximum.reduceat(data, starts)
     cells = []
     for i, (lo, hi) in enumerate(_runs(brk)):
         p = a + lo
+        values = {k: int(v[lo]) for k, v in vals.items()}
         cells.append(Cell(
             port=f"s{i}", lo=lo, hi=hi, pfn=p,
-            mapcount=int(mc[lo]),
+            mapcount=values["mapcount"],
             page_mapcount=int(era.counter("page_mapcount", mem, p)),
-            pins=int(mem.pins[p]), data=int(mem.data[p]),
-            refcount=int(mem.refcount[p]) if page.kind == "order0" else 0,
-            freed=bool(mem.freed[p]), changed=bool(ch[lo]),
+            pins=values["pins"], data=int(dmin[i]), data_hi=int(dmax[i]),
+            refcount=values.get("refcount", 0) if order0 else 0,
+            freed=bool(freed[lo]), changed=bool(ch[lo]), values=values,
         ))
     page.cells = cells
     page.pincount = int(mem.pins[fr].sum())
     if page.kind == "thp":
         page.double_map = bool(mem.double_map[a])
-        page.head_counters = {
-            name: int(era.counter(name, mem, a)) for name in HEAD_COUNTERS if name in era.counters
-        }
-        if "compound_mapcount" not in era.counters:
-            # 4.4: the head's _mapcount counts the PMDs (page_mapcount of the head)
-            page.head_counters["page_mapcount"] = int(era.counter("page_mapcount", mem, a))
+        page.head_counters = {name: int(era.counter(name, mem, a)) for name in head_counters(era)}
+        page.slots = owner_slots(world, a)
     if prev is not None:
         pm = prev.mem
         if a >= pm.size or (page.kind == "thp" and pm.head[a] != a) or (
@@ -382,6 +414,8 @@ def _fill_page(world, prev, page: Page, cuts: set) -> None:
                 page.mapping_moved = True
             if pm.freed[a] != mem.freed[a]:
                 page.changed.add("freed")
+            if page.slots is not None and owner_slots(prev, a) != page.slots:
+                page.changed.add("slots")
             if int(pm.pins[a:a + n].sum()) != page.pincount:
                 page.changed.add("pins")
 
@@ -408,6 +442,7 @@ def _proc_rows(world, prev, mm, owner: np.ndarray, pages: list[Page], cuts: list
         nodes.append(node)
     vstarts = np.array([v.start for v in vmas], dtype=np.int64)
     vends = np.array([v.end for v in vmas], dtype=np.int64)
+    dirty_shown = shows_dirty(world.era)
     rowno = 0
     for ext in sorted(mm.pt):
         base = ext * nr
@@ -425,9 +460,14 @@ def _proc_rows(world, prev, mm, owner: np.ndarray, pages: list[Page], cuts: list
         consecutive = (pf[1:] == pf[:-1] + 1) | (zero[1:] & zero[:-1])
         brk[1:] = (present[1:] != present[:-1]) | (node_of[1:] != node_of[:-1]) | ~consecutive | (
             wr[1:] != wr[:-1]) | (vi[1:] != vi[:-1])
+        dt = _dirty(mm, nr, ext) if dirty_shown else None
+        if dt is not None:
+            brk[1:] |= dt[1:] != dt[:-1]
         if prev_mm is not None and prev_mm.alive and ext in prev_mm.pt:
             ppf, pwr, plevel = _entries(prev_mm, nr, ext)
             ch = (ppf != pf) | (pwr != wr) | (plevel != level)
+            if dt is not None:
+                ch |= _dirty(prev_mm, nr, ext) != dt
         else:
             ch = np.ones(nr, dtype=bool) if prev is not None else np.zeros(nr, dtype=bool)
         brk[1:] |= ch[1:] != ch[:-1]
@@ -451,6 +491,7 @@ def _proc_rows(world, prev, mm, owner: np.ndarray, pages: list[Page], cuts: list
                 port=f"r{rowno}", lo=lo, hi=hi, where=mm.describe(lo, hi), level=level,
                 write=bool(wr[s]), page=page.id, page_lo=plo, page_hi=phi,
                 target=page.sub_name(plo, phi, mem, whole=level == "pmd"), cell="", changed=bool(ch[s]),
+                dirty=None if dt is None else bool(dt[s]),
             )
             rowno += 1
             f = [dec for (a0, a1, dec) in fault_at.get(mm.name, ()) if a0 < hi and a1 > lo]
@@ -509,7 +550,8 @@ def _pins(world, prev, owner, pages, cuts, lost_names) -> list[PinNode]:
         where = mm.describe(lo, hi) if mm is not None else f"@{lo:#x}"
         node = PinNode(
             id=pin.name, name=pin.name, owner=pin.owner, owner_alive=alive, kind=pin.kind,
-            write=bool(pin.write), where=where, excused=bool(pin.excused.all()),
+            write=bool(pin.write), where=where, flag=pin_flag(world.era, pin.kind),
+            excused=bool(pin.excused.all()),
         )
         if prev is not None:
             pp = prev.pins.get(pin.name)
@@ -572,6 +614,8 @@ def build_scene(world, prev=None, step=None) -> Scene:
         if not mm.alive and not was_alive:
             continue
         pr = Proc(mm.name, mm.id, mm.alive, i)
+        if shows_has_pinned(world.era):
+            pr.has_pinned = bool(getattr(mm, "has_pinned", False))
         if prev is not None:
             pr.new = mm.name not in prev.mms
             pr.exited_now = was_alive and not mm.alive
@@ -586,8 +630,9 @@ def build_scene(world, prev=None, step=None) -> Scene:
     used |= {t.page for p in pins for t in p.targets}
     drawn = [p for p in pages] + [z for z in zero if z.id in used]
     index = {id(p): k for k, p in enumerate(all_pages)}
+    fields = subpage_fields(world)
     for p in drawn:
-        _fill_page(world, prev, p, cuts[index[id(p)]])
+        _fill_page(world, prev, p, cuts[index[id(p)]], fields)
 
     by_id = {p.id: p for p in drawn}
     for pr in procs:
@@ -608,37 +653,70 @@ def build_scene(world, prev=None, step=None) -> Scene:
 
     if "rmap-broken" in viol:
         _mark_unreachable(world, procs, drawn)
+    _mark_fork_copies(step, procs, by_id)
 
     avs = _anon_vmas(world, prev, procs, drawn)
     taken = {pr.name for pr in procs} | {p.id for p in drawn} | {a.id for a in avs} | {"device", "pipe"}
     for pn in pins:
         if pn.id in taken:
             pn.id = f"pin:{pn.name}"
-    return Scene(world.nr, world.era, procs, drawn, pins, avs, viol, step, fault_lines)
+    return Scene(world.nr, world.era, procs, drawn, pins, avs, viol, step, fault_lines, fields)
+
+
+def _mark_fork_copies(step, procs, pages: dict) -> None:
+    """A fork that gave the child private copies (5.9+, of pages that may be
+    pinned) reports it as an event of the fork step (``fork-copy``), not
+    as a fault; the child's rows that map the pages allocated by this step
+    say so."""
+    if step is None or step.stmt.op != "fork" or not any(e.kind == "fork-copy" for e in step.events):
+        return
+    child = step.stmt.args.get("child")
+    for pr in procs:
+        if pr.name != child:
+            continue
+        for v in pr.vmas:
+            for r in v.rows:
+                pg = pages.get(r.page)
+                if pg is not None and pg.new and pg.kind != "zero":
+                    r.fault = "copied at fork (maybe pinned)"
 
 
 def _mark_unreachable(world, procs, pages) -> None:
-    """Rows the rmap walk from ``page->mapping`` cannot reach
-    (``world.rmap_walk``): the engine's own walk, page by page."""
+    """Rows the rmap walk from ``page->mapping`` cannot reach.  The engine's
+    own walk (``world.rmap_walk``) decides, page by page; to stay fast with
+    thousands of order-0 pages it is asked only about the pages a quick
+    vectorised test flags (the walk's own condition: ``page->mapping`` is
+    not among the anon_vmas the mapping VMA links), and beyond
+    :data:`RMAP_WALKS` such pages that test decides."""
     mem = world.mem
     rows = {}
+    cand: dict[int, list] = {}
     for pr in procs:
+        mm = world.mms[pr.name]
         for v in pr.vmas:
+            links = np.array([int(a[2:]) for a in v.avcs], dtype=np.int64)
             for r in v.rows:
                 rows.setdefault(pr.name, []).append(r)
-    for pg in pages:
-        if pg.kind == "zero" or pg.freed:
+                pf = world.lookup(mm, np.arange(r.lo, r.hi, dtype=np.int64))
+                pf = pf[(pf >= 0) & (mem.kind[np.maximum(pf, 0)] != KIND_ZERO)]
+                if not len(pf):
+                    continue
+                heads = np.unique(mem.head[pf])
+                bad = heads[~np.isin(mem.mapping[heads], links)]
+                for h in bad.tolist():
+                    cand.setdefault(h, []).append(r)
+    for i, (h, rs) in enumerate(sorted(cand.items())):
+        av = int(mem.mapping[h])
+        name = f"av{av}" if av >= 0 else "none"
+        if i >= RMAP_WALKS:
+            for r in rs:
+                r.unreachable = name
             continue
-        heads = [pg.start] if pg.kind == "thp" else range(pg.start, pg.start + pg.n)
-        for h in heads:
-            if mem.freed[h]:
-                continue
-            _, missed = world.rmap_walk(int(h))
-            av = int(mem.mapping[h])
-            for mm, lo, hi, _level in missed:
-                for r in rows.get(mm.name, ()):
-                    if r.lo < hi and r.hi > lo:
-                        r.unreachable = f"av{av}" if av >= 0 else "none"
+        _, missed = world.rmap_walk(int(h))
+        for mm, lo, hi, _level in missed:
+            for r in rows.get(mm.name, ()):
+                if r.lo < hi and r.hi > lo:
+                    r.unreachable = name
 
 
 def _anon_vmas(world, prev, procs, pages) -> list[AnonVmaNode]:

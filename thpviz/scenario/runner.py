@@ -89,7 +89,12 @@ def _decision_matches(expected: str, got: str) -> bool:
 
 
 def address_range(world: World, proc: str, rng) -> tuple[int, int]:
+    """Addresses of a range in a process.  A region can be missing at run
+    time although the parser saw it created -- its ``mremap`` was refused --
+    and then the statement is refused too."""
     mm = world.mms[proc]
+    if rng.region not in mm.regions:
+        raise OpError(f"{proc} has no region {rng.region} (the statement that would create it was refused)")
     start, size = mm.regions[rng.region]
     lo, hi = rng.bounds(size)
     return start + lo, start + hi

@@ -50,9 +50,12 @@ class Sandbox(widgets.VBox):
     per huge page."""
 
     def __init__(self, era="4.5", thp: int = 8, title: str = "built in the thpviz sandbox", **kw):
+        from ..scenario.parser import format_header, header_value
+
         self.era = era_of(era)
+        format_header(thp=thp)  # ValueError for a thp the language cannot hold
         self.thp = thp
-        self.title = title
+        self.title = header_value("title", title)  # ValueError for a title the export could not hold
         self.lines: list[str] = []
         self.run = None
         self.uid = f"thpviz-sandbox-{next(_ids)}"
@@ -98,7 +101,9 @@ class Sandbox(widgets.VBox):
     def text(self) -> str:
         """The scenario built so far, with an ``expect`` line for the era
         stating what the engine found (so ``thpviz check`` re-checks it)."""
-        out = [f"title: {self.title}", "source: thpviz sandbox", f"thp: {self.thp}", ""]
+        from ..scenario.parser import format_header
+
+        out = format_header(title=self.title, source="thpviz sandbox", thp=self.thp) + [""]
         out += self.lines
         if self.run is not None and self.lines:
             v = " ".join(sorted(self.run.violations)) or "clean"
@@ -112,11 +117,14 @@ class Sandbox(widgets.VBox):
     def add(self, line: str) -> bool:
         """Append one statement; keep it only if it parses and the modelled
         kernel accepts it.  Returns whether it was kept."""
-        from ..scenario import ScenarioError, parse_text, run
+        from ..scenario import ScenarioError, check_eras, parse_text, run
+        from ..scenario.parser import check_statement_line
 
         lines = self.lines + [line]
         try:
+            check_statement_line(line, "<sandbox>")
             scn = parse_text(self._body(lines), "<sandbox>")
+            check_eras(scn, [self.era])
         except ScenarioError as err:
             self.message.value = f'<span style="color:#D55E00">{panels.e(err.errors[0])}</span>'
             return False
@@ -124,6 +132,9 @@ class Sandbox(widgets.VBox):
         last = r.steps[-1]
         if last.error:
             self.message.value = f'<span style="color:#D55E00">refused: {panels.e(last.error)}</span>'
+            return False
+        if last.assertion is not None and not last.assertion[0]:  # the export must check clean
+            self.message.value = f'<span style="color:#D55E00">not kept: {panels.e(last.assertion[2])}</span>'
             return False
         self.lines, self.run = lines, r
         self.message.value = f"added <code>{panels.e(line)}</code>"
