@@ -152,13 +152,23 @@ def test_scoped_check_looks_only_at_touched_pages():
 def test_checker_attached_to_a_world_midway_agrees_with_the_full_check():
     """A clone has no checker; the first statement run on it builds one from
     the world as it is (every page in scope once)."""
+    scn = parse_text(HEAD + PTE + "P: pin A[2] rw as d\nP: fork C\nC: write A[1]\nC: munmap A[4:8]\n"
+                     "P: exit\nC: write A[0:4]\nC: exit\n")
     for era in ERAS.values():
-        scn = parse_text(HEAD + PTE + "P: pin A[2] rw as d\nP: fork C\nC: write A[1]\nP: exit\nC: write A[6]\n")
         w = World(era, 8)
-        for st in scn.statements[:-1]:
+        for st in scn.statements[:4]:
             w, _ = execute(w, era, st, check="full")
-        w, step = execute(w.clone(), era, scn.statements[-1], check="both")
+        # no checker yet: the clone builds one
+        c, step = execute(w.clone(), era, scn.statements[4], check="both")
         assert step.error is None
+        # a checker: every clone starts from (a copy-on-write share of) it,
+        # and the original and its clones go their own ways
+        for st in scn.statements[4:]:
+            c1, _ = execute(c.clone(), era, st, check="both")
+            c2, _ = execute(c.clone(), era, st, check="both")
+            assert full_state(c1) == full_state(c2)
+            c, _ = execute(c, era, st, check="both")
+            assert full_state(c) == full_state(c1)
 
 
 # -------------------------------------------------------------- clones

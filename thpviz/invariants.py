@@ -429,6 +429,7 @@ class ScopedChecker(Hidden):
         # scratch: 1 + position of a frame in the current scope, else 0 (kept
         # all zero between uses, so its pages are only touched where used)
         self._scope = np.zeros(cap, dtype=np.int32)
+        self._shared = False
         self._reset()
         #: 6.15: head -> {mm id: entries of that mm mapping the page}
         self.mmc: dict | None = {} if world.era.tracks_mm_ids else None
@@ -526,6 +527,8 @@ class ScopedChecker(Hidden):
 
     def absorb(self, world, txn) -> None:
         """Count what a committed statement changed."""
+        if self._shared:
+            self._unshare()
         mem = world.mem
         self._grow(mem.capacity)
         journal, start = txn.mem or {}, txn.mem_start
@@ -578,7 +581,29 @@ class ScopedChecker(Hidden):
             self.pins_changed.add(name)
 
     def cloned(self, src, dst) -> None:
-        """A clone starts without a checker (it builds one when checked)."""
+        """Give the clone a checker of its own that shares this one's census
+        and caches until either changes them (a search clones a world for
+        every statement it tries)."""
+        new = ScopedChecker.__new__(ScopedChecker)
+        for name in ("pte", "pmd", "pins", "refs", "_scope", "mmc", "rmap", "lost", "reheaded", "reindexed"):
+            setattr(new, name, getattr(self, name))
+        new.frames = list(self.frames)
+        new.mms, new.mm_vmas = set(self.mms), set(self.mm_vmas)
+        new.tables = {k: set(v) for k, v in self.tables.items()}
+        new.pins_changed = set(self.pins_changed)
+        new.renamed = list(self.renamed)
+        new._shared = self._shared = True
+        dst._t.listeners.append(new)
+
+    def _unshare(self) -> None:
+        """Copy what :meth:`cloned` shared, before changing it."""
+        self._shared = False
+        self.pte, self.pmd, self.pins, self.refs = (a.copy() for a in (self.pte, self.pmd, self.pins, self.refs))
+        self._scope = np.zeros(len(self._scope), dtype=np.int32)
+        self.rmap = {k: dict(v) for k, v in self.rmap.items()}
+        self.lost = dict(self.lost)
+        if self.mmc is not None:
+            self.mmc = {k: dict(v) for k, v in self.mmc.items()}
 
     # -- checking -----------------------------------------------------------------
     def _runs(self, world):
@@ -693,6 +718,8 @@ class ScopedChecker(Hidden):
         """What :func:`check` returns for ``world``; raises ThpvizDefect on an
         internal inconsistency of the pages the statements since the last
         check touched."""
+        if self._shared:
+            self._unshare()
         try:
             if self.reheaded and self.mmc is not None:
                 # a page was split: count every page's owners again
