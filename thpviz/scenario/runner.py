@@ -220,10 +220,14 @@ def execute(world: World, era, st: Statement, check: str = "scoped") -> tuple[Wo
 
 
 def run(scn: Scenario, era, keep_snapshots: bool = False, check: str = "scoped") -> Run:
-    """Run every statement under ``era`` (see :func:`execute`).  With
-    ``keep_snapshots`` the run's ``snapshots`` hold the world before the
-    first statement and after each one (:class:`thpviz.model.snapshots.Snapshots`:
-    built on demand, sharing what steps did not change)."""
+    """Run every statement under ``era`` (see :func:`execute`), then check
+    the final world in full (:func:`thpviz.invariants.check`): a counter
+    inconsistency anywhere, or state violations other than the scoped check
+    of the last step found, raise ThpvizDefect -- so ``thpviz check`` and
+    every run end with the full check.  With ``keep_snapshots`` the run's
+    ``snapshots`` hold the world before the first statement and after each
+    one (:class:`thpviz.model.snapshots.Snapshots`: built on demand, sharing
+    what steps did not change)."""
     world = World(era, scn.thp)
     steps: list[StepResult] = []
     rec = Recorder(world) if keep_snapshots else None
@@ -232,6 +236,13 @@ def run(scn: Scenario, era, keep_snapshots: bool = False, check: str = "scoped")
         steps.append(res)
         if rec is not None:
             rec.snap(world)
+    if check == "scoped" and steps:
+        # the full check once, on the final world: it must find what the
+        # scoped checks of the last step found
+        last = {k: v for k, v in steps[-1].violations.items() if k in invariants.STATE_VIOLATIONS}
+        full = invariants.check(world)
+        if full != last:
+            raise ThpvizDefect(f"after the last statement the full check found {full}, the scoped check {last}")
     return Run(scn, era, steps, world, Snapshots(rec) if rec is not None else None)
 
 
