@@ -6,6 +6,7 @@ Timings are in ``benchmarks/bench_engine.py``; these tests check behaviour.
 
 import numpy as np
 import pytest
+from test_properties import full_state
 
 from thpviz import invariants as I
 from thpviz.eras import ERAS
@@ -14,8 +15,6 @@ from thpviz.model.snapshots import Recorder, Snapshots
 from thpviz.model.world import World
 from thpviz.scenario import parse_text, run
 from thpviz.scenario.runner import execute
-
-from test_properties import full_state
 
 HEAD = "title: t\nsource: s\nthp: 8\n"
 PMD = "P: mmap A\nP: write A\n"
@@ -128,7 +127,6 @@ def test_scoped_check_looks_only_at_touched_pages():
     w = World(era, 512)
     for st in scn.statements[:-1]:
         w, _ = execute(w, era, st)
-    checker = I.scoped_checker(w)
     w, step = execute(w, era, scn.statements[-1])
     assert step.faults
     checker_census = []

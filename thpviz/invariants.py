@@ -490,7 +490,7 @@ class ScopedChecker(Hidden):
             else:
                 per.pop(mm_id, None)
 
-    def _add(self, mem, entry, sign: int, mm_id: int) -> None:
+    def _add(self, mem, entry, sign: int, mm_id: int | None) -> None:
         if entry is None:
             return
         if type(entry) is Pmd:
@@ -508,7 +508,7 @@ class ScopedChecker(Hidden):
         _scatter(self.pins if pin.kind == "pin" else self.refs, pin.pfns, sign)
         self._touch(mem, pin.pfns)
 
-    def _delta(self, mem, old, new, mm_id: int) -> None:
+    def _delta(self, mem, old, new, mm_id: int | None) -> None:
         if type(old) is PteTable and type(new) is PteTable:
             d = np.flatnonzero(old.pfn != new.pfn)
             if len(d) == 0:
@@ -691,7 +691,7 @@ class ScopedChecker(Hidden):
     def _renamed_tables(self, world) -> set:
         """(process, extent) of every entry mapping a frame whose name or
         ``page->mapping`` changed."""
-        out = set()
+        out: set = set()
         if not self.renamed:
             return out
         mem = world.mem
@@ -778,11 +778,9 @@ class ScopedChecker(Hidden):
         for name, ext in redo:
             mm = world.mms[name]
             cache.setdefault(name, {})[ext] = _rmap_runs_broken(world, _entry_runs(world, mm, ext, mm.pt[ext]))
-        out = []
+        out: list[str] = []
         for mm in world.alive_mms():
-            per = cache.get(mm.name)
-            if per is None:
-                per = cache[mm.name] = {}
+            per = cache.setdefault(mm.name, {})
             for ext, e in mm.pt.items():
                 msgs = per.get(ext)
                 if msgs is None:

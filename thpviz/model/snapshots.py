@@ -29,7 +29,18 @@ from .memmap import Hidden, MemMap
 
 
 class _Step(Hidden):
+    """One recorded step: the whole chunk table (``full``) or the chunks the
+    step changed (``delta``), and the rest of the world as it was."""
+
     __slots__ = ("full", "delta", "size", "serials", "mms", "pins", "anon_vmas", "scalars")
+    full: dict | None
+    delta: dict | None
+    size: int
+    serials: tuple[int, int]
+    mms: dict
+    pins: dict
+    anon_vmas: tuple
+    scalars: tuple[int, int, int]
 
 
 class Recorder(Hidden):
@@ -134,9 +145,11 @@ class Recorder(Hidden):
         j = k
         while self.steps[j].full is None:
             j -= 1
-        lists = {name: list(cells) for name, cells in self.steps[j].full.items()}
+        full = self.steps[j].full
+        assert full is not None
+        lists = {name: list(cells) for name, cells in full.items()}
         for i in range(j + 1, k + 1):
-            for name, cells in self.steps[i].delta.items():
+            for name, cells in (self.steps[i].delta or {}).items():
                 lst = lists[name]
                 top = max(cells) + 1
                 if len(lst) < top:
@@ -171,11 +184,12 @@ class Recorder(Hidden):
             arrays[name] = a
             self._made[name] = (keep, cells, a)
             shared.add(name)
-        mem = MemMap.from_arrays(arrays, s.size, *s.serials, chunk=self.chunk, shared=shared)
+        mem = MemMap.from_arrays(arrays, s.size, s.serials[0], s.serials[1], chunk=self.chunk, shared=shared)
+        clock, next_va, mm_serial = s.scalars
         return World.assemble(
             self.era, self.nr, mem, {k2: m.clone() if m.alive else m for k2, m in s.mms.items()},
             list(s.anon_vmas), {k2: p.clone() if p.active else p for k2, p in s.pins.items()},
-            *s.scalars, *self.zero,
+            clock, next_va, mm_serial, self.zero[0], self.zero[1],
         )
 
 

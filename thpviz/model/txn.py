@@ -67,4 +67,4 @@ class Tracker(Hidden):
         #: cached list of the live processes (None: to be rebuilt)
         self.alive = None
         #: (number of anon_vmas indexed, parent id -> child ids)
-        self.children = (0, {})
+        self.children: tuple[int, dict] = (0, {})

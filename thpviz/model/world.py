@@ -38,7 +38,7 @@ from .faults import FaultMixin
 from .fork import ForkMixin
 from .gup import GupMixin, Pin
 from .memmap import KIND_ZERO, MemMap, default_chunk
-from .mm import AnonVma, Mm, Pmd, PteTable, Vma
+from .mm import AnonVma, Mm, PteTable, Vma
 from .rmap import RmapMixin
 from .txn import MmSaved, Tracker, Txn
 from .vmaops import VmaOpsMixin
