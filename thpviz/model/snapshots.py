@@ -20,6 +20,7 @@ writes one).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -32,15 +33,27 @@ class _Step(Hidden):
     """One recorded step: the whole chunk table (``full``) or the chunks the
     step changed (``delta``), and the rest of the world as it was."""
 
-    __slots__ = ("full", "delta", "size", "serials", "mms", "pins", "anon_vmas", "scalars")
+    __slots__ = ("full", "delta", "size", "serials", "n_mms", "n_pins", "n_anon_vmas", "scalars")
     full: dict | None
     delta: dict | None
     size: int
     serials: tuple[int, int]
-    mms: dict
-    pins: dict
-    anon_vmas: tuple
+    n_mms: int
+    n_pins: int
+    n_anon_vmas: int
     scalars: tuple[int, int, int]
+
+
+def _freeze_mm(m, prev):
+    """A copy of process ``m`` for the record (a dead mm never changes, so
+    it is kept as it is).  Regions are only ever added, so a copy with as
+    many regions as the previous one shares its regions dict."""
+    if not m.alive:
+        return m
+    c = m.clone()
+    if prev is not None and len(prev.regions) == len(c.regions):
+        c.regions = prev.regions
+    return c
 
 
 class Recorder(Hidden):
@@ -58,8 +71,16 @@ class Recorder(Hidden):
         self.steps: list[_Step] = []
         self.cur: dict[str, list] = {name: [] for name in self.fields}
         self.dirty: dict[str, set] = {}
-        self.dirty_mms: set = set(world.mms)
-        self.dirty_pins: set = set(world.pins)
+        # processes and pins are only ever added (in the order the world's
+        # dicts keep), as are anon_vmas: each has a history of the frozen
+        # copies recorded for it, (steps, copies)
+        self.mm_names: list[str] = []
+        self.mm_hist: dict[str, tuple[list, list]] = {}
+        self.pin_names: list[str] = []
+        self.pin_hist: dict[str, tuple[list, list]] = {}
+        self.anon_vmas: list = []
+        self.dirty_mms: dict = dict.fromkeys(world.mms)
+        self.dirty_pins: dict = dict.fromkeys(world.pins)
         self.since_full = 0
         #: field -> (size, cells, array) of the last world built, whose
         #: arrays the next one shares where the chunks are the same
@@ -70,8 +91,8 @@ class Recorder(Hidden):
     def absorb(self, world, txn) -> None:
         for name, chunks in (txn.mem or {}).items():
             self.dirty.setdefault(name, set()).update(chunks)
-        self.dirty_mms.update(txn.mms)
-        self.dirty_pins.update(txn.pins)
+        self.dirty_mms.update(dict.fromkeys(txn.mms))
+        self.dirty_pins.update(dict.fromkeys(txn.pins))
 
     def snap(self, world, full: bool = False) -> None:
         """Record the world as it is now (after its last commit)."""
@@ -104,36 +125,44 @@ class Recorder(Hidden):
             s.delta = delta
         s.size = mem.size
         s.serials = (mem.thp_serial, mem.small_serial)
-        if prev is None:
-            s.mms = {k: m.clone() for k, m in world.mms.items()}
-            s.pins = {k: p.clone() for k, p in world.pins.items()}
-        else:
-            s.mms = dict(prev.mms) if self.dirty_mms else prev.mms
-            for name in self.dirty_mms:
-                m = world.mms.get(name)
-                if m is None:
-                    s.mms.pop(name, None)
-                else:
-                    s.mms[name] = m.clone() if m.alive else m  # a dead mm never changes
-            if self.dirty_mms and list(s.mms) != list(world.mms):
-                s.mms = {k: s.mms[k] for k in world.mms}
-            s.pins = dict(prev.pins) if self.dirty_pins else prev.pins
-            for name in self.dirty_pins:
-                p = world.pins.get(name)
-                if p is None:
-                    s.pins.pop(name, None)
-                else:
-                    s.pins[name] = p.clone() if p.active else p
-            if self.dirty_pins and list(s.pins) != list(world.pins):
-                s.pins = {k: s.pins[k] for k in world.pins}
-        self.dirty_mms = set()
-        self.dirty_pins = set()
-        if prev is not None and len(prev.anon_vmas) == len(world.anon_vmas):
-            s.anon_vmas = prev.anon_vmas
-        else:
-            s.anon_vmas = tuple(world.anon_vmas)
+        k = len(self.steps)
+        self._record(k, world.mms, self.dirty_mms, self.mm_names, self.mm_hist, _freeze_mm)
+        self._record(k, world.pins, self.dirty_pins, self.pin_names, self.pin_hist,
+                     lambda p, _prev: p.clone() if p.active else p)
+        s.n_mms, s.n_pins = len(world.mms), len(world.pins)
+        self.dirty_mms, self.dirty_pins = {}, {}
+        self.anon_vmas.extend(world.anon_vmas[len(self.anon_vmas) :])
+        s.n_anon_vmas = len(world.anon_vmas)
         s.scalars = (world.clock, world.next_va, world.mm_serial)
         self.steps.append(s)
+
+    def _record(self, k: int, live: dict, dirty: dict, names: list, hist: dict, freeze) -> None:
+        """Record a frozen copy of each changed process (or pin) for step
+        ``k``; a new one joins ``names`` where the world's dict has it."""
+        new = []
+        for name in dirty:
+            obj = live.get(name)
+            if obj is None:
+                continue  # created and rolled back
+            h = hist.get(name)
+            if h is None:
+                h = hist[name] = ([], [])
+                new.append(name)
+            h[0].append(k)
+            h[1].append(freeze(obj, h[1][-1] if h[1] else None))
+        if new:
+            names.extend(new)
+            if names != list(live)[: len(names)]:
+                names.sort(key=list(live).index)
+
+    @staticmethod
+    def _at(k: int, n: int, names: list, hist: dict, thaw) -> dict:
+        out = {}
+        for name in names[:n]:
+            steps, copies = hist[name]
+            i = bisect_right(steps, k) - 1
+            out[name] = thaw(copies[i])
+        return out
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -186,9 +215,10 @@ class Recorder(Hidden):
             shared.add(name)
         mem = MemMap.from_arrays(arrays, s.size, s.serials[0], s.serials[1], chunk=self.chunk, shared=shared)
         clock, next_va, mm_serial = s.scalars
+        mms = self._at(k, s.n_mms, self.mm_names, self.mm_hist, lambda m: m.clone() if m.alive else m)
+        pins = self._at(k, s.n_pins, self.pin_names, self.pin_hist, lambda p: p.clone() if p.active else p)
         return World.assemble(
-            self.era, self.nr, mem, {k2: m.clone() if m.alive else m for k2, m in s.mms.items()},
-            list(s.anon_vmas), {k2: p.clone() if p.active else p for k2, p in s.pins.items()},
+            self.era, self.nr, mem, mms, self.anon_vmas[: s.n_anon_vmas], pins,
             clock, next_va, mm_serial, self.zero[0], self.zero[1],
         )
 
