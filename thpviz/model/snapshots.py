@@ -146,7 +146,9 @@ class Recorder(Hidden):
                 continue  # created and rolled back
             h = hist.get(name)
             if h is None:
-                h = hist[name] = ([], [])
+                steps: list[int] = []
+                copies: list = []
+                h = hist[name] = (steps, copies)
                 new.append(name)
             h[0].append(k)
             h[1].append(freeze(obj, h[1][-1] if h[1] else None))
