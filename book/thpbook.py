@@ -3,9 +3,17 @@
 Every number or verdict a chapter shows comes from a run of the engine on a
 scenario file in ``data/scenarios/``; this module only runs scenarios, reads
 snapshots and formats what the engine computed.  It never decides a verdict
-itself.  Drawing is delegated to ``thpviz.render`` (graphviz SVG, storyboards)
-and ``thpviz.cost``; the thread timeline by ``thpviz.render.timeline`` from
+itself.  Drawing is delegated to ``thpviz.render`` (readable SVG figures,
+storyboards) and ``thpviz.cost``; the thread appendix, which is about the
+emails rather than the model, is made by ``thpthread.py`` from
 ``data/thread.yaml``.
+
+Predict, then reveal: a scenario listing shows its headers and statements
+(``assert`` values as ``?``) and keeps the whole file, comments and ``expect``
+lines included, behind a reveal control; storyboards hide each era's verdict
+the same way.  Tables of verdicts and counters are
+answers: a chapter shows them only after the exercises that ask about them
+(``tests/test_book.py`` checks the order).
 
 Chapters state their verdicts in a machine-readable ``thpviz: claims:`` key of
 their front matter::
@@ -38,13 +46,15 @@ BOOK = Path(__file__).resolve().parent
 ROOT = BOOK.parent
 SCENARIOS = ROOT / "data" / "scenarios"
 THREAD = ROOT / "data" / "thread.yaml"
+CONFIG = BOOK / "_config.yml"
 
 #: the eras the 2016 chapters discuss, in chronological order (DESIGN.md
 #: ids); the aftermath chapter passes the later ones explicitly
 ERA_IDS = tuple(THREAD_ERAS)
 ALL_ERAS = tuple(ERAS)
+ALL_ERA_IDS = ALL_ERAS
 LATER_ERAS = tuple(MODERN_ERAS)
-ERA_LABELS = {e: ERAS[e].title for e in ERA_IDS}
+ERA_LABELS = {e: ERAS[e].title for e in ALL_ERAS}
 LORE = "https://lore.kernel.org/all/{}/"
 
 
@@ -91,10 +101,22 @@ def _html(s: str):
     return HTML(s)
 
 
+#: table and listing styles.  In dark mode myst-nb draws HTML outputs on a
+#: light panel, so these set their own dark-on-light colours in both themes
+#: instead of inheriting the theme's (light) text colour.
 _CSS = """<style>
-table.thp {border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0;}
-table.thp th, table.thp td {border: 1px solid #9995; padding: 2px 6px; text-align: left;}
-table.thp td.bad {background: #f4433622;} table.thp td.ok {background: #4caf5022;}
+table.thp {border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; display: block; overflow-x: auto; width: fit-content;
+  max-width: 100%; background: #fff; color: #1a1a1a;}
+table.thp th, table.thp td {border: 1px solid #9995; padding: 2px 6px; text-align: left; vertical-align: top;
+  color: #1a1a1a;}
+table.thp th {background: #f0f0f0;}
+table.thp td code, .thp-listing p code {white-space: normal; overflow-wrap: anywhere; background: transparent;
+  color: #1a1a1a; border: 0; padding: 0;}
+table.thp td.bad {background: #fbe3d8; color: #5a1a00;} table.thp td.ok {background: #e3f2e5; color: #123b16;}
+table.thp a {color: #0b5394;}
+.thp-listing pre {white-space: pre; overflow-x: auto; max-width: 100%; font-size: 0.85em; padding: 0.5em;
+  border: 1px solid #9995; border-radius: 4px; background: #f7f7f7; color: #1a1a1a;}
+.thp-listing details {margin: 0.2em 0 0.8em 0; color: #1a1a1a;} .thp-listing summary {cursor: pointer;}
 </style>"""
 
 
@@ -287,30 +309,130 @@ def rmap_table(rel: str, eras=ERA_IDS, after: int | str = -1, page: str = "H1"):
     )
 
 
-def show_scenario(rel: str):
-    """The scenario file as a listing, with its path."""
-    from IPython.display import Markdown
+def listing_parts(text: str) -> tuple[list[str], str]:
+    """A scenario file split for predict-then-reveal: (the lines shown: its
+    headers and statements, with ``assert`` values replaced by ``?`` and
+    without comments or ``expect`` lines, which often give the answer away;
+    the whole file, unchanged, for the reveal)."""
+    from thpviz.render.storyboard import mask_assert
 
+    shown = []
+    for line in text.rstrip().splitlines():
+        body = line.split("#", 1)[0].rstrip()
+        if body.strip().startswith("expect "):
+            continue
+        if not body.strip():
+            if line.strip() and not body.strip():
+                continue  # a comment line
+            if shown and shown[-1] == "":
+                continue
+            shown.append("")
+            continue
+        shown.append(mask_assert(body))
+    while shown and not shown[-1].strip():
+        shown.pop()
+    return shown, text.rstrip()
+
+
+def show_scenario(rel: str):
+    """The scenario file as a listing, with its path: headers and
+    statements only (assert values as ``?``); the whole file, comments and
+    ``expect`` lines included, is behind a reveal control."""
     p = scenario_path(rel)
-    return Markdown(f"`{_rel(p)}`\n\n```text\n{p.read_text(encoding='utf-8').rstrip()}\n```")
+    shown, whole = listing_parts(p.read_text(encoding="utf-8"))
+    reveal = ("<details class=\"thp-reveal\"><summary>Predict first, then reveal the whole file: its comments, "
+              f"the expected outcomes and the counter values</summary><pre>{html.escape(whole)}</pre></details>")
+    return _html(f'{_CSS}<div class="thp-listing" id="scn-{html.escape(p.stem)}"><p><code>{html.escape(_rel(p))}'
+                 f'</code></p><pre>{html.escape(chr(10).join(shown))}</pre>{reveal}</div>')
 
 
 # ------------------------------------------------------------------ drawings
-def storyboard(rel: str, eras=("4.4", "4.5", "4.6")):
-    """A static storyboard (inline SVG frames and a slider, no kernel needed)
-    of the scenario under each era, drawn by ``thpviz.render``."""
+def storyboard(rel: str, eras=("4.4", "4.5", "4.6"), start: int | str = 1):
+    """A static storyboard (readable SVG frames and a slider, no kernel
+    needed) of the scenario under each era, drawn by ``thpviz.render``; the
+    verdicts are behind a reveal control.  ``start``: the opening step, a
+    statement's first words, or ``"decisive"`` (the last write fault)."""
     from thpviz.render.storyboard import storyboard_html
 
-    return _html(storyboard_html(str(scenario_path(rel)), list(eras)))
+    return _html(storyboard_html(str(scenario_path(rel)), list(eras), start=start))
 
 
-def diagram(rel: str, era: str, after: int | str = -1, legend: bool = False):
-    """The graphviz state diagram (``thpviz.render.diagram``) of the world
-    after one step, with what that step changed marked."""
-    from thpviz.render import diagram as _diagram
+def diagram(rel: str, era: str, after: int | str = -1):
+    """The state diagram of the world after one step, as a readable figure
+    (readable size, fit/enlarge controls, alt text from the step's notes,
+    the counter table on a phone)."""
+    from thpviz.render.scene import build_scene
+    from thpviz.render.storyboard import scene_figure_html
 
     r = engine_run(rel, era, snapshots=True)
-    return _diagram(r, step=_step_index(r, after) + 1, legend=legend)
+    k = _step_index(r, after) + 1
+    scene = build_scene(r.snapshots[k], r.snapshots[k - 1], r.steps[k - 1])
+    uid = "thpviz-fig-" + re.sub(r"[^\w-]", "-", f"{Path(rel).stem}-{era}-{k}")
+    return _html(scene_figure_html(scene, uid))
+
+
+# ------------------------------------------------------------------ config
+@lru_cache(maxsize=None)
+def config() -> dict:
+    """The book's ``_config.yml``."""
+    return yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
+
+
+def repository_url() -> str:
+    """The repository's URL: the one place it is written is ``repository.url``
+    in ``book/_config.yml`` (launch buttons, footer, notebooks' Colab cells
+    and the README are checked against it)."""
+    return config()["repository"]["url"].rstrip("/")
+
+
+def binder_url(path: str) -> str:
+    """A mybinder.org link that opens ``path`` (relative to the repository)
+    in JupyterLab, with the branch the book is built from."""
+    repo = repository_url()
+    m = re.match(r"https://github\.com/([^/]+)/([^/]+)$", repo)
+    if not m:
+        raise ValueError(f"repository.url is not a GitHub repository: {repo}")
+    branch = config()["repository"].get("branch", "main")
+    hub = config().get("launch_buttons", {}).get("binderhub_url", "https://mybinder.org").rstrip("/")
+    return f"{hub}/v2/gh/{m.group(1)}/{m.group(2)}/{branch}?urlpath=lab/tree/{path}"
+
+
+NOTEBOOKS = ROOT / "notebooks"
+
+
+def workshop_table():
+    """The workshop notebooks: title, a Binder link that opens each one, and
+    its notebook file for download (written at build time, see
+    ``_ext/notebook_downloads.py``)."""
+    rows = []
+    for p in sorted(NOTEBOOKS.glob("*.md")):
+        if p.name.lower() == "readme.md":
+            continue
+        text = p.read_text(encoding="utf-8")
+        m = re.search(r"^# (.+)$", text, re.M)
+        title = m.group(1).strip() if m else p.stem
+        rows.append(
+            f"<tr><td>{html.escape(title)}</td>"
+            f'<td><a href="{html.escape(binder_url("notebooks/" + p.name))}">open on Binder</a></td>'
+            f'<td><a href="_notebooks/{html.escape(p.stem)}.ipynb" download>{html.escape(p.stem)}.ipynb</a></td></tr>'
+        )
+    return _html(f'{_CSS}<table class="thp workshop"><tr><th>notebook</th><th>live</th><th>download</th></tr>'
+                 f'{"".join(rows)}</table>')
+
+
+# ------------------------------------------------------------------- costs
+def cost_explorer_static(explorer):
+    """What a :class:`thpviz.widgets.CostExplorer` shows in its first state,
+    as plain images and a table (the static book runs no Python, so the
+    widget itself would be an empty box there)."""
+    from IPython.display import HTML, display
+
+    for fig in explorer.figures:
+        display(figure(fig))
+    s = explorer.results["settings"]
+    display(HTML(f"{_CSS}<p>Settings: {s['nr']} subpages per THP, {s['thps']} guest THPs, {s['pins']} pinned, "
+                 f"{s['procs']} fork+exit cycle(s), eras {', '.join(s['eras'])}.</p>"
+                 + explorer.table.value.replace("<table>", '<table class="thp">', 1)))
 
 
 # ------------------------------------------------------------------- thread
@@ -321,15 +443,6 @@ def thread() -> dict:
 
 def messages() -> dict[str, dict]:
     return {m["id"]: m for m in thread()["messages"]}
-
-
-def timeline(highlight=()):
-    """Every message of the thread on a time axis, drawn by
-    :func:`thpviz.render.timeline.timeline_figure` from ``data/thread.yaml``;
-    ``highlight``: message ids drawn larger.  Returns a PNG image output."""
-    from thpviz.render.timeline import timeline_figure
-
-    return figure(timeline_figure(thread(), highlight))
 
 
 def figure(fig, dpi: int = 100):
@@ -344,7 +457,139 @@ def figure(fig, dpi: int = 100):
     return Image(data=buf.getvalue(), format="png")
 
 
-def links(*ids: str) -> str:
-    """Markdown links for message ids (M01...), as in data/thread.yaml."""
-    ms = messages()
-    return ", ".join(f"[{i}]({ms[i]['link']})" for i in ids)
+# ------------------------------------------------------------- reader's key
+#: the annotated diagram of the introduction: (graphviz title of a node or
+#: edge, where on it the marker goes, what it means)
+KEY_MARKS = (
+    ("anon_vma tree", "topleft", "The **anon_vma tree** (green box): av0 is the root, av1 its child made by the "
+                                 "fork, indented under it."),
+    ("anon_vma tree:e->P:w", "mid", "A **dotted green edge** is an `anon_vma_chain` link: the VMA at its end is "
+                                    "searched by an rmap walk that starts at that anon_vma."),
+    ("P", "topleft", "A **process** (`mm`), one colour each: its VMA on the first row (range, protection, "
+                     "anon_vma and chain links), then its page-table entries as runs."),
+    ("C:r0->H1:w", "mid", "An edge from a run of entries to the subpages it maps: **thin** for PTEs, **thick** for "
+                          "a PMD. An **open arrow head** means the entries are write-protected (the next write "
+                          "faults); a filled one means writable."),
+    ("H1", "topleft", "A **THP** (`H1`): the head's counters on top, then its subpages in runs with their logical "
+                      "`_mapcount` (`mc`, also the shade) and the version of their data (`v1`, `v2`)."),
+    ("H1:h->anon_vma tree:av1", "mid", "The **thick green edge** is `page->mapping`: the anon_vma an rmap walk of "
+                                       "this page starts from. Here it has just moved (yellow: changed in this step)."),
+    ("P:r0->H1:w", "mid", "A **dashed vermillion edge** is a violation: here a mapping the rmap walk cannot reach "
+                          "(`rmap-broken`); for `pin-lost` it joins a pin to the page the CPU no longer maps."),
+)
+
+
+def _svg_point(svg: str, title: str, where: str) -> tuple[float, float] | None:
+    """Where to put a marker on the node or edge titled ``title`` in a
+    graphviz SVG (graph coordinates): a node's top left corner, or a point
+    on an edge's curve half way along it, kept inside the picture."""
+    t = html.escape(title).replace("-", "&#45;")
+    i = svg.find(f"<title>{t}</title>")
+    if i < 0:
+        return None
+    chunk = svg[i:svg.find("</g>", i)]
+    m = re.search(r'(?:points="|\bd="M)([^"]+)"', chunk)
+    if not m:
+        return None
+    pts = [tuple(map(float, p.split(","))) for p in re.findall(r"-?[\d.]+,-?[\d.]+", m.group(1))]
+    if where == "topleft":
+        x, y = min(p[0] for p in pts) - 4, min(p[1] for p in pts) - 4
+    else:
+        # a cubic path: a start point, then (control, control, point) per
+        # segment; the marker sits half way along the middle segment
+        segs = [pts[i:i + 4] for i in range(0, len(pts) - 3, 3)]
+        if not segs:
+            return None
+        p0, c1, c2, p3 = segs[len(segs) // 2]
+        x = (p0[0] + 3 * c1[0] + 3 * c2[0] + p3[0]) / 8
+        y = (p0[1] + 3 * c1[1] + 3 * c2[1] + p3[1]) / 8
+    g = re.search(r'<g id="graph0"[^>]*translate\(([-\d.]+) ([-\d.]+)\)', svg)
+    vb = re.search(r'viewBox="[-\d.]+ [-\d.]+ ([\d.]+) ([\d.]+)"', svg)
+    if g and vb:
+        tx, ty, w, h = (float(g.group(1)), float(g.group(2)), float(vb.group(1)), float(vb.group(2)))
+        x = min(max(x, 11 - tx), w - 11 - tx)
+        y = min(max(y, 11 - ty), h - 11 - ty)
+    return x, y
+
+
+def annotated_key(scenario_text: str, era: str = "andrea-v1"):
+    """The introduction's annotated diagram: the last step of ``scenario_text``
+    under ``era``, with a numbered marker on each kind of box and edge
+    (:data:`KEY_MARKS`) and the numbered list of what they mean."""
+    from thpviz.render.scene import build_scene
+    from thpviz.render.storyboard import figure_html, page_assets, render_svgs, scene_dots
+    from thpviz.scenario import parse_text
+
+    r = run(parse_text(scenario_text, "<key>"), ERAS[era], keep_snapshots=True)
+    k = len(r.steps)
+    scene = build_scene(r.snapshots[k], r.snapshots[k - 1], r.steps[k - 1])
+    wide, _ = scene_dots(scene, "thpviz-key", narrow=False)
+    svg = render_svgs([wide])[0]
+    marks, items = [], []
+    for n, (title, where, text) in enumerate(KEY_MARKS, 1):
+        pt = _svg_point(svg, title, where)
+        if pt is None:
+            raise ValueError(f"the key's diagram has no {title!r}: the scenario or the renderer changed")
+        x, y = pt
+        marks.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="9" fill="#1A1A1A" stroke="#FBFAF6" stroke-width="1.5"/>'
+                     f'<text x="{x:.1f}" y="{y + 4:.1f}" text-anchor="middle" font-size="11" font-weight="bold" '
+                     f'font-family="Helvetica,Arial,sans-serif" fill="#FBFAF6">{n}</text>')
+        items.append(text)
+    end = svg.rfind("</g>")
+    svg = svg[:end] + "".join(marks) + svg[end:]
+    alt = ("A diagram of Kirill's counterexample under Andrea's v1, after the child's write, with numbered "
+           "markers: " + " ".join(f"{n}. {re.sub(r'[*`]', '', t)}" for n, t in enumerate(items, 1)))
+    fig = figure_html(svg, uid="thpviz-key", alt=alt)
+    lis = "".join(f"<li>{_md_inline(t)}</li>" for t in items)
+    return _html(page_assets() + fig + f'<ol class="thpviz-key">{lis}</ol>')
+
+
+def _md_inline(text: str) -> str:
+    """**bold** and `code` of a short text, as HTML."""
+    out = html.escape(text)
+    out = re.sub(r"`(.+?)`", lambda m: "<code>" + m.group(1).replace("*", "&#42;") + "</code>", out)
+    out = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", out)
+    return re.sub(r"\*(.+?)\*", r"<i>\1</i>", out)
+
+
+# ----------------------------------------------------------------- workshop
+_EXERCISE = re.compile(r"^\*\*Exercise (\w+)\.\*\*\n(.*?)(?=\n\n|\n```|\Z)", re.M | re.S)
+
+
+def workshop_exercises() -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """(notebook title, notebook file name, [(exercise id, text)]) for each
+    workshop notebook, read from ``notebooks/*.md`` (the exercises are the
+    paragraphs that start with ``**Exercise X.**``); the handout and the
+    slides are made from these, so they say what the notebooks say."""
+    out = []
+    for p in sorted(NOTEBOOKS.glob("*.md")):
+        text = p.read_text(encoding="utf-8")
+        items = [(m.group(1), " ".join(m.group(2).split())) for m in _EXERCISE.finditer(text)]
+        if not items:
+            continue
+        m = re.search(r"^# (.+)$", text, re.M)
+        out.append((m.group(1).strip() if m else p.stem, p.name, items))
+    return out
+
+
+def handout():
+    """The workshop's exercises on one printable page, with the verdict
+    vocabulary and the statements a scenario is made of."""
+    parts = ['<div class="handout">']
+    for title, name, items in workshop_exercises():
+        parts.append(f"<h2>{html.escape(title)} <small>(notebooks/{html.escape(name)})</small></h2><ol>")
+        for ex, text in items:
+            parts.append(f"<li><b>{html.escape(ex)}.</b> {_md_inline(text)}</li>")
+        parts.append("</ol>")
+    parts.append(
+        "<h2>Vocabulary</h2><p><b>Decisions</b> of the last write fault: <code>reuse</code>, <code>cow-small</code>,"
+        " <code>cow-huge</code>, <code>new</code>, <code>none</code>. <b>Violations</b>: <code>pin-lost</code>,"
+        " <code>rmap-broken</code>, <code>leak</code>, <code>stray-write</code>, <code>bug</code>, or"
+        " <code>clean</code>.</p><p><b>Statements</b>: <code>P: mmap A</code>, <code>P: read|write R</code>,"
+        " <code>P: pin R ro|rw as NAME</code>, <code>P: vmsplice R as NAME</code>, <code>P: unpin NAME</code>,"
+        " <code>P: fork C</code>, <code>P: exit</code>, <code>P: munmap|dontneed|dontfork R</code>,"
+        " <code>P: mprotect R ro|rw</code>, <code>P: mremap R B</code>, <code>P: split_pmd|split_page R</code>,"
+        " <code>dma_write|dma_read NAME</code>; ranges <code>A</code>, <code>A[i]</code>, <code>A[i:j]</code>.</p>"
+        "<p>Before the session: <code>thpviz doctor</code>.</p>")
+    parts.append("</div>")
+    return _html("".join(parts))

@@ -61,8 +61,11 @@ if [ "$clean" = 1 ]; then
   rm -rf "$build"
 fi
 
-# What the executed chapters depend on besides their own code cells.
-stamp=$( { find thpviz data book/thpbook.py -type f \( -name '*.py' -o -name '*.thp' -o -name '*.yaml' \) \
+# What the executed chapters depend on besides their own code cells: the
+# engine, the scenarios and thread data, the book's glue modules, and the
+# workshop notebooks (the handout quotes their exercises).
+stamp=$( { find thpviz data book/thpbook.py book/thpthread.py notebooks -type f \
+             \( -name '*.py' -o -name '*.thp' -o -name '*.yaml' -o -name '*.md' \) \
              -not -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16)
 stamp_file=$build/.thpviz-engine-stamp
 if [ -d "$build/.jupyter_cache" ] && [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp" ]; then

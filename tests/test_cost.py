@@ -1,5 +1,5 @@
 """The cost model: exact per-fault counts, statement costs, the cost plots and
-the CostExplorer widget.
+the CostExplorer widget (its test is in test_widgets.py).
 
 Expected numbers are worked out by hand from the counting rules in
 docs/cost-model.md (for a THP of ``N`` subpages), never copied from a run.
@@ -295,30 +295,6 @@ def test_workload_figure_plots_run_totals_and_lost_pins():
     assert bars == [copied, lost, read]
     by_era = dict(zip(THREAD_ERAS, zip(copied, lost)))
     assert by_era["4.5"][1] == pins and by_era["4.6"] == (0, 0)
-
-
-# ------------------------------------------------------------------ widget
-def test_cost_explorer_updates_without_a_kernel():
-    from thpviz.cost.widget import CostExplorer
-
-    w = CostExplorer(nr=16, thps=3, pins=2, procs=1)
-    img, table = w.workload_image.value, w.table.value
-    assert img[:8] == b"\x89PNG\r\n\x1a\n"
-    assert w.results["workload"]["4.5"]["pins_lost"] == 2
-    w.pins.value = 0
-    assert w.workload_image.value != img and w.table.value != table
-    assert w.results["workload"]["4.5"]["pins_lost"] == 0
-    w.thps.value = 1
-    w.pins.value = 1
-    assert w.pins.max == 1 and w.results["settings"]["pins"] == 1
-    before = w.fault_image.value
-    w.size.value = 64
-    assert w.fault_image.value != before
-    assert w.results["fault"]["4.5"].cost["bytes_copied"] == 64 * PAGE
-    w.eras.value = ("4.6",)
-    assert list(w.results["workload"]) == ["4.6"]
-    w.eras.value = ()
-    assert "Select" in w.table.value
 
 
 # ---------------------------------------------------------------- reported

@@ -276,6 +276,9 @@ SUBCOMMANDS = [
     ("storyboard", "thpviz.render.cli_storyboard", "write a static HTML storyboard"),
     ("cowc", "thpviz.cowc", "replay the kernel's cow.c selftest families in the model, per era"),
     ("live", "thpviz.live.cli_live", "run scenarios on this kernel (or a QEMU guest) and judge them"),
+    ("doctor", "thpviz.doctor", "check this machine is ready for the workshop"),
+    ("explore", "thpviz.explore.cli_explore", "search for the shortest trace that shows a violation"),
+    ("practice", "thpviz.explore.cli_practice", "a random puzzle: predict the decisions (-c shows them)"),
 ]
 
 

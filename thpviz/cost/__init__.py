@@ -8,7 +8,7 @@ docs/cost-model.md).  This package reads those records
 matplotlib; import it explicitly), tabulates them (:mod:`~thpviz.cost.tables`),
 keeps reported and measured numbers apart from modelled ones
 (:mod:`~thpviz.cost.reported`, ``data/measured/``) and wraps the plots in a
-notebook widget (:mod:`~thpviz.cost.widget`, ipywidgets).
+notebook widget (:class:`thpviz.widgets.CostExplorer`, ipywidgets).
 """
 
 from .accounting import (

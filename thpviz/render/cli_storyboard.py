@@ -14,6 +14,10 @@ def add_parser(subparsers, name: str, help: str):
     p.add_argument("-o", "--output", default="-", help="output .html file; - for stdout")
     p.add_argument("--page", action="store_true", help="write a whole HTML document, not a fragment")
     p.add_argument("--title", help="heading (default: the scenario's title)")
+    p.add_argument("--start", default="1",
+                   help="the opening step: a number, 'decisive' (the last write fault) or a statement's first words")
+    p.add_argument("--show-verdicts", action="store_true",
+                   help="print each era's verdict under the tabs (default: behind a reveal control)")
     p.set_defaults(func=run_storyboard)
     return p
 
@@ -29,7 +33,11 @@ def run_storyboard(args) -> int:
         except ValueError as err:
             raise CliError(f"thpviz storyboard: --title: {err}") from None
     scn, eras = load_one(args.file, args.era)
-    html = storyboard_html(scn, eras, title=args.title)
+    start = int(args.start) if args.start.isdigit() else args.start
+    try:
+        html = storyboard_html(scn, eras, title=args.title, start=start, reveal=not args.show_verdicts)
+    except ValueError as err:  # a --start that names no statement
+        raise CliError(f"thpviz storyboard: --start: {err}") from None
     if args.page:
         html = storyboard_page([html], title=args.title or scn.title or args.file)
     write_output(args.output, html, inputs=[args.file])

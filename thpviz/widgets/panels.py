@@ -8,17 +8,17 @@ Every value comes from the run (the runner's step results) or from
 
 from __future__ import annotations
 
-import re
+from concurrent.futures import Future
 from html import escape
 
 import ipywidgets as widgets
 
 from ..render import graphviz_run
-from ..render.diagrams import inline_svg
-from ..render.dot import CHANGED, VIOL_FILL, scene_dot
+from ..render.dot import VIOL_FILL, scene_dot
 from ..render.scene import build_scene
 from ..render.source import comment_of
-from ..render.storyboard import note_items
+from ..render.storyboard import _STYLE, alt_text, figure_html, note_items, page_rows, scene_figure_html  # noqa: F401
+from ..render.storyboard import counter_table_html as _counter_table
 
 _BOX = ("background:#FBFAF6;color:#1A1A1A;font-family:Helvetica,Arial,sans-serif;font-size:13px;"
         "padding:4px 6px;border-radius:4px")
@@ -36,15 +36,66 @@ def scene_at(run, k: int):
 
 
 def diagram_html(scene, uid: str, fit: bool = False) -> str:
-    """The diagram as inline SVG (or the DOT text if graphviz is missing)."""
-    dot = scene_dot(scene, legend=False, caption=False, name=uid)
+    """The diagram as a readable inline-SVG figure (:mod:`thpviz.render.storyboard`:
+    readable size, scrolling in its box; ``fit``: shrunk to the box), or the
+    DOT text if graphviz is missing.  Rendered now, on this thread; the
+    widgets use :class:`AsyncDiagram` instead."""
     try:
-        svg = inline_svg(graphviz_run.render_svg(dot), uid + "-")
+        fig = scene_figure_html(scene, uid, bar=False, table=False)
     except graphviz_run.GraphvizMissing as err:
+        dot = scene_dot(scene, legend=False, caption=False, name=uid)
         return f'<div style="{_BOX}"><b>{e(err)}</b><pre>{e(dot)}</pre></div>'
-    if fit:
-        svg = re.sub(r"<svg\b", '<svg style="max-width:100%;height:auto"', svg, count=1)
-    return f'<div style="overflow:auto;background:#FBFAF6">{svg}</div>'
+    return f'<div class="thpviz-fit">{fig}</div>' if fit else fig
+
+
+class AsyncDiagram:
+    """Shows diagrams in an HTML widget without blocking the notebook: a
+    cached diagram appears at once; otherwise a placeholder does, and ``dot``
+    lays the graph out on a worker thread
+    (:func:`thpviz.render.graphviz_run.render_async`), replacing the
+    placeholder when it is done.  A newer request wins over an older one
+    still running.  ``wait()`` blocks until the current one is shown (for
+    tests and scripts)."""
+
+    def __init__(self, target, fit: bool = False):
+        self.target = target
+        self.fit = fit
+        self.pending = None
+        self._want = None
+
+    def _html(self, scene, svg: str, uid: str) -> str:
+        fig = _STYLE + figure_html(svg, uid=uid, alt=alt_text(scene), bar=False)
+        return f'<div class="thpviz-fit">{fig}</div>' if self.fit else fig
+
+    def show(self, scene, uid: str) -> None:
+        dot = scene_dot(scene, legend=False, caption=False, name=uid)
+        self._want = dot
+        hit = graphviz_run.cached_svg(dot)
+        if hit is not None:
+            self.pending = None
+            self.target.value = self._html(scene, hit, uid)
+            return
+        self.target.value = (f'<div style="{_BOX}">{graphviz_run.placeholder_svg()}</div>')
+        shown: Future = Future()
+
+        def done(svg, err):
+            try:
+                if self._want != dot:
+                    return  # the reader has moved on
+                if err is not None:
+                    self.target.value = (f'<div style="{_BOX}"><b>{e(type(err).__name__)}: {e(err)}</b>'
+                                         f'<pre>{e(dot)}</pre></div>')
+                else:
+                    self.target.value = self._html(scene, svg, uid)
+            finally:
+                shown.set_result(None)
+
+        graphviz_run.render_async(dot, done)
+        self.pending = shown
+
+    def wait(self, timeout: float = 120.0) -> None:
+        if self.pending is not None:
+            self.pending.result(timeout)
 
 
 def statement_html(run, k: int, text: str | None) -> str:
@@ -70,60 +121,10 @@ def details_html(scene) -> str:
     return f'<div style="{_BOX}"><ul style="margin:0;padding-left:1.2em">{"".join(items)}</ul></div>'
 
 
-def page_rows(scene) -> list[tuple[str, dict]]:
-    """(page title, {column: value}) for the counter table, from the scene."""
-    rows = []
-    for p in scene.pages:
-        if p.kind == "zero":
-            continue
-        d = {}
-        if p.kind == "thp":
-            d.update(p.head_counters)
-            d["PageDoubleMap"] = int(p.double_map)
-        d["GUP pins"] = p.pincount
-        d["mapping"] = p.mapping or "none"
-        d["freed"] = "yes" if p.freed else ""
-        runs = []
-        for c in p.cells:
-            rng = f"{c.lo}" if c.hi - c.lo == 1 else f"{c.lo}–{c.hi - 1}"
-            extra = f" count {c.refcount}" if p.kind == "order0" else ""
-            runs.append(f"[{rng}] mc {c.mapcount} / page_mapcount {c.page_mapcount}{extra}"
-                        + (f" pin {c.pins}" if c.pins else ""))
-        d["subpages"] = "; ".join(runs)
-        rows.append((p.title, d))
-    return rows
-
-
 def counter_table_html(scene, highlight=None) -> str:
-    """A table of every drawn page's counters.  ``highlight``: set of
-    (page, column) to mark (e.g. where eras differ); else what changed in
-    this step."""
-    rows = page_rows(scene)
-    if not rows:
-        return f'<div style="{_BOX}"><i>no pages</i></div>'
-    cols = []
-    for _, d in rows:
-        for c in d:
-            if c not in cols:
-                cols.append(c)
-    rename = {"pins": "GUP pins", "double_map": "PageDoubleMap"}
-    changed = {}
-    for p in scene.pages:
-        marks = {rename.get(n, n) for n in p.changed}
-        if p.new or any(c.changed for c in p.cells):
-            marks.add("subpages")
-        changed[p.title] = marks
-    head = "".join(f'<th style="text-align:left;padding:1px 6px">{e(c)}</th>' for c in ["page"] + cols)
-    body = []
-    for title, d in rows:
-        tds = [f'<td style="padding:1px 6px"><b>{e(title)}</b></td>']
-        for c in cols:
-            mark = (title, c) in highlight if highlight is not None else c in changed.get(title, ())
-            style = f"padding:1px 6px;background:{CHANGED}" if mark else "padding:1px 6px"
-            tds.append(f'<td style="{style}">{e(d.get(c, "—"))}</td>')
-        body.append("<tr>" + "".join(tds) + "</tr>")
-    return (f'<div style="{_BOX};overflow:auto"><table style="border-collapse:collapse;font-size:12px">'
-            f"<tr>{head}</tr>{''.join(body)}</table></div>")
+    """Every drawn page's counters (:func:`thpviz.render.storyboard.counter_table_html`)
+    in the widgets' box."""
+    return f'<div style="{_BOX};overflow:auto">{_counter_table(scene, highlight)}</div>'
 
 
 def verdict(run) -> str:

@@ -5,11 +5,14 @@
 >>> sb.add("P: mmap A"); sb.add("P: write A")      # the buttons do the same
 >>> print(sb.text)                                  # a .thp file thpviz check accepts
 
-Every action appends one statement of the scenario language; the whole text
-is parsed and run again, so what the sandbox shows is exactly what
-``thpviz run`` would show for the exported file.  A statement the parser
-rejects, or that the modelled kernel refuses, is not kept (the message says
-why).  ``undo`` drops the last statement.
+Every action appends one statement of the scenario language.  The text is
+parsed again (cheap, and the parser needs the statements before it to judge
+the new one), but only the new statement runs: the world after it is the
+last snapshot plus that one step (``thpviz.scenario.runner.execute``), which
+is what ``thpviz run`` computes for the exported file.  A statement the
+parser rejects, or that the modelled kernel refuses, is not kept (the
+message says why).  ``undo`` drops the last statement and its snapshot.  The
+era control reruns the statements under another era.
 """
 
 from __future__ import annotations
@@ -36,6 +39,15 @@ PROC_OPS = {"mmap": "mmap", "fork": "fork", "exit": "exit"}
 PIN_OPS = {"unpin": "unpin", "dma_write": "dma_write", "dma_read": "dma_read"}
 
 
+def check_title(title: str) -> str:
+    """A title the exported ``title:`` header keeps exactly (the parser's
+    rule, :func:`thpviz.scenario.parser.header_value`): one line, no ``#``,
+    no control characters."""
+    from ..scenario.parser import header_value
+
+    return header_value("title", title)
+
+
 def range_text(region: str, size: int, lo: int, hi: int) -> str:
     """The scenario language's range for subpages [lo, hi) of a region."""
     if lo == 0 and hi == size:
@@ -50,16 +62,20 @@ class Sandbox(widgets.VBox):
     per huge page."""
 
     def __init__(self, era="4.5", thp: int = 8, title: str = "built in the thpviz sandbox", **kw):
-        from ..scenario.parser import format_header, header_value
+        from ..eras import ERAS
+        from ..scenario.parser import format_header
 
         self.era = era_of(era)
         format_header(thp=thp)  # ValueError for a thp the language cannot hold
         self.thp = thp
-        self.title = header_value("title", title)  # ValueError for a title the export could not hold
+        self.title = check_title(title)  # ValueError for a title the export could not hold
         self.lines: list[str] = []
-        self.run = None
+        self._reset_run()
         self.uid = f"thpviz-sandbox-{next(_ids)}"
         self.message = widgets.HTML()
+        self.era_picker = widgets.Dropdown(options=list(ERAS), value=self.era.id, description="era",
+                                           layout=widgets.Layout(width="180px"))
+        self.era_picker.observe(lambda ch: self.set_era(ch["new"]), names="value")
         self.proc = widgets.Dropdown(description="process", layout=widgets.Layout(width="180px"))
         self.region = widgets.Dropdown(description="region", layout=widgets.Layout(width="180px"))
         self.range = widgets.IntRangeSlider(min=0, max=thp - 1, value=(0, thp - 1), description="subpages",
@@ -83,12 +99,14 @@ class Sandbox(widgets.VBox):
                                        description="", disabled=True)
         self.details = widgets.HTML()
         self.diagram = widgets.HTML()
+        self.drawing = panels.AsyncDiagram(self.diagram)
         self.table = widgets.HTML()
         self.proc.observe(lambda _c: self.refresh_regions(), names="value")
         self.region.observe(lambda _c: self.refresh_range(), names="value")
         b = self.buttons
         rows = [
-            widgets.HBox([self.proc, self.extents, b["mmap"], b["fork"], b["exit"], self.undo_button]),
+            widgets.HBox([self.era_picker, self.proc, self.extents, b["mmap"], b["fork"], b["exit"],
+                          self.undo_button]),
             widgets.HBox([self.region, self.range] + list(quick.values())),
             widgets.HBox([b[k] for k in RANGE_OPS]),
             widgets.HBox([self.pin] + [b[k] for k in PIN_OPS]),
@@ -113,12 +131,32 @@ class Sandbox(widgets.VBox):
     def _body(self, lines) -> str:
         return f"thp: {self.thp}\n" + "\n".join(lines) + "\n"
 
+    # ------------------------------------------------------ the run so far
+    def _reset_run(self) -> None:
+        from ..model.world import World
+
+        self._steps: list = []
+        self._snaps: list = [World(self.era, self.thp)]
+        self._scn = None
+        self.run = None
+
+    def _make_run(self) -> None:
+        from ..scenario import Run
+
+        self.run = Run(self._scn, self.era, list(self._steps), self._snaps[-1], list(self._snaps)) \
+            if self._steps else None
+
     # ------------------------------------------------------------ actions
     def add(self, line: str) -> bool:
-        """Append one statement; keep it only if it parses and the modelled
-        kernel accepts it.  Returns whether it was kept."""
-        from ..scenario import ScenarioError, check_eras, parse_text, run
+        """Append one statement and run it alone on the last snapshot; keep
+        it only if it is one statement line that parses, names only counters
+        the era has, is accepted by the modelled kernel and, for an assert,
+        holds (the export must pass ``thpviz check``).  Returns whether it
+        was kept."""
+        from ..model.events import ThpvizDefect
+        from ..scenario import ScenarioError, check_eras, parse_text
         from ..scenario.parser import check_statement_line
+        from ..scenario.runner import execute
 
         lines = self.lines + [line]
         try:
@@ -126,31 +164,78 @@ class Sandbox(widgets.VBox):
             scn = parse_text(self._body(lines), "<sandbox>")
             check_eras(scn, [self.era])
         except ScenarioError as err:
-            self.message.value = f'<span style="color:#D55E00">{panels.e(err.errors[0])}</span>'
-            return False
-        r = run(scn, self.era, keep_snapshots=True)
-        last = r.steps[-1]
-        if last.error:
-            self.message.value = f'<span style="color:#D55E00">refused: {panels.e(last.error)}</span>'
-            return False
-        if last.assertion is not None and not last.assertion[0]:  # the export must check clean
-            self.message.value = f'<span style="color:#D55E00">not kept: {panels.e(last.assertion[2])}</span>'
-            return False
-        self.lines, self.run = lines, r
+            return self._refuse(err.errors[0])
+        if len(scn.statements) != len(self._steps) + 1:
+            return self._refuse("not a statement (a comment or an empty line adds nothing)")
+        world = self._snaps[-1].clone()
+        try:
+            world, step = execute(world, self.era, scn.statements[-1])
+        except ThpvizDefect as err:
+            return self._refuse(f"internal inconsistency (a thpviz bug): {err}")
+        if step.error:
+            return self._refuse(f"refused: {step.error}")
+        if step.assertion is not None and not step.assertion[0]:  # the export must check clean
+            return self._refuse(f"not kept: {step.assertion[2]}")
+        self.lines, self._scn = lines, scn
+        self._steps.append(step)
+        self._snaps.append(world)
+        self._make_run()
         self.message.value = f"added <code>{panels.e(line)}</code>"
         self.update()
         return True
 
-    def undo(self) -> None:
-        """Drop the last statement."""
-        from ..scenario import parse_text, run
+    def _refuse(self, why: str) -> bool:
+        self.message.value = f'<span style="color:#D55E00">{panels.e(why)}</span>'
+        return False
 
+    def wait(self) -> None:
+        """Block until the diagram of the current state is drawn."""
+        self.drawing.wait()
+
+    def undo(self) -> None:
+        """Drop the last statement and the snapshot it made."""
         if not self.lines:
             return
         self.lines = self.lines[:-1]
-        self.run = run(parse_text(self._body(self.lines), "<sandbox>"), self.era, keep_snapshots=True) \
-            if self.lines else None
+        self._steps.pop()
+        self._snaps.pop()
+        if self._scn is not None:
+            self._scn.statements = self._scn.statements[:-1]
+        self._make_run()
         self.message.value = "undone"
+        self.update()
+
+    def set_era(self, era) -> None:
+        """Run the statements again under another era (a statement that era
+        refuses is kept and shown as refused)."""
+        from ..scenario import ScenarioError, check_eras, parse_text, run
+
+        new = era_of(era)
+        if new.id == self.era.id:
+            return
+        if self.lines:
+            try:
+                check_eras(parse_text(self._body(self.lines), "<sandbox>"), [new])
+            except ScenarioError as err:
+                self.era_picker.value = self.era.id
+                self._refuse(err.errors[0])
+                return
+        self.era = new
+        if self.era_picker.value != new.id:
+            self.era_picker.value = new.id
+        lines = self.lines
+        self._reset_run()
+        self.lines = lines
+        if lines:
+            self._scn = parse_text(self._body(lines), "<sandbox>")
+            r = run(self._scn, new, keep_snapshots=True)
+            self._steps, self._snaps = list(r.steps), list(r.snapshots)
+            self._make_run()
+            refused = [f"line {s.stmt.line}" for s in r.steps if s.error]
+            self.message.value = f"era {panels.e(new.id)}" + (
+                f'; <span style="color:#D55E00">refused there: {", ".join(refused)}</span>' if refused else "")
+        else:
+            self.message.value = f"era {panels.e(new.id)}"
         self.update()
 
     def do(self, op: str) -> bool:
@@ -267,5 +352,5 @@ class Sandbox(widgets.VBox):
         k = len(self.run.steps)
         scene = panels.scene_at(self.run, k)
         self.details.value = panels.statement_html(self.run, k, None) + panels.details_html(scene)
-        self.diagram.value = panels.diagram_html(scene, f"{self.uid}-{k}-{len(self.lines)}")
+        self.drawing.show(scene, f"{self.uid}-{k}")
         self.table.value = panels.counter_table_html(scene)

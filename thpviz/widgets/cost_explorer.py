@@ -2,7 +2,8 @@
 
 Every slider calls :meth:`CostExplorer.update`, which reruns the engine
 (:mod:`thpviz.cost.experiments`) and redraws the figures
-(:mod:`thpviz.cost.plots`) as PNG images.  It needs no kernel to update:
+(:mod:`thpviz.cost.plots`) as PNG images.  It lives with the other widgets;
+the cost model it drives stays in :mod:`thpviz.cost`.  It needs no kernel to update:
 setting a slider's ``.value`` in plain Python recomputes everything, which is
 how the tests drive it.
 """
@@ -13,9 +14,9 @@ import html
 
 import ipywidgets as widgets
 
+from ..cost import experiments as X
+from ..cost import plots
 from ..eras import ERAS
-from . import experiments as X
-from . import plots
 
 #: huge page sizes offered, in subpages (whole scenario runs stay fast)
 SIZE_OPTIONS = (16, 64, 256, 512, 2048, 8192)

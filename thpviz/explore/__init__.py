@@ -1,0 +1,2 @@
+"""Exhaustive, bounded search for minimal counterexamples (``thpviz
+explore``) and the practice generator (``thpviz practice``)."""
