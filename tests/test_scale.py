@@ -185,6 +185,20 @@ def test_clone_and_original_do_not_see_each_others_writes():
     I.check(c)
 
 
+def test_deepcopy_is_independent_and_starts_fresh_bookkeeping():
+    import copy
+
+    w = world_after(PTE + "P: fork C\n", "6.15")
+    d = copy.deepcopy(w)
+    assert full_state(d) == full_state(w)
+    assert d._t.listeners == [] and w._t.listeners
+    before = full_state(w)
+    d.access("C", *d.region_range("C", "A"), True)
+    d.commit()
+    assert full_state(w) == before and full_state(d) != before
+    I.check(d)
+
+
 # ------------------------------------------------------------ snapshots
 def test_snapshots_are_a_sequence_of_independent_worlds():
     r = run(parse_text(HEAD + PTE + "P: fork C\nC: write A[2]\nC: munmap A[4:8]\n"), ERAS["4.5"],

@@ -401,7 +401,11 @@ def _per_fault(v, n: int, dtype=np.int64) -> np.ndarray:
     memory for a million equal values), an array a copy."""
     a = np.asarray(v, dtype=dtype)
     if a.ndim == 0:
+        if n <= 64:
+            return np.full(n, a, dtype=dtype)
         return np.broadcast_to(a, (n,))
+    if a.shape == (n,):
+        return a.copy()
     return np.broadcast_to(a, (n,)).copy()
 
 

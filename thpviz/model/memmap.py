@@ -233,11 +233,18 @@ class FieldWriter(Hidden):
 
 
 class _Writers(Hidden):
-    """``mem.w``: one :class:`FieldWriter` per field, as attributes."""
+    """``mem.w``: one :class:`FieldWriter` per field, as attributes (made
+    when first asked for)."""
 
     def __init__(self, mem):
-        for name, _, _ in MemMap._FIELDS:
-            object.__setattr__(self, name, FieldWriter(mem, name))
+        object.__setattr__(self, "_mem", mem)
+
+    def __getattr__(self, name):
+        if name not in _FIELD_NAMES:
+            raise AttributeError(name)
+        w = FieldWriter(self._mem, name)
+        object.__setattr__(self, name, w)
+        return w
 
     def __setattr__(self, name, value):  # pragma: no cover - a guard
         raise AttributeError(f"write through mem.w.{name}[...] = ..., not by rebinding it")
@@ -347,6 +354,16 @@ class MemMap:
         new._t.shared = set(names)
         self._t.shared = set(names)
         self._t.cells.clear()
+        return new
+
+    def __deepcopy__(self, memo) -> "MemMap":
+        new = MemMap.__new__(MemMap)
+        memo[id(self)] = new
+        new._t = _Track(self._t.chunk)
+        new.size, new.capacity = self.size, self.capacity
+        for name, _, _ in self._FIELDS:
+            new.__dict__[name] = self.__dict__[name].copy()
+        new.thp_serial, new.small_serial = self.thp_serial, self.small_serial
         return new
 
     # -- statements: commit and roll back ---------------------------------------
@@ -503,3 +520,6 @@ class MemMap:
             new.__dict__[name] = arrays[name]
         new.thp_serial, new.small_serial = thp_serial, small_serial
         return new
+
+
+_FIELD_NAMES = frozenset(name for name, _, _ in MemMap._FIELDS)

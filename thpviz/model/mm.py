@@ -48,7 +48,11 @@ class Vma:
     avcs: tuple[int, ...] = ()
 
     def copy(self, **kw) -> "Vma":
-        return replace(self, **kw)
+        c = object.__new__(Vma)
+        c.__dict__.update(self.__dict__)
+        for k, v in kw.items():
+            setattr(c, k, v)
+        return c
 
     def linear_page_index(self, addr):
         """``linear_page_index(vma, address)``."""

@@ -30,6 +30,8 @@ statement that failed half-way.  The engine writes struct pages through
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from .arrays import uniq, uniq_counts
@@ -89,6 +91,18 @@ class World(RmapMixin, FaultMixin, VmaOpsMixin, ForkMixin, GupMixin):
             if hook is not None:
                 hook(self, w)
         return w
+
+    def __deepcopy__(self, memo) -> "World":
+        """``copy.deepcopy``: everything copied, the bookkeeping (journal,
+        checker, recorder) started afresh."""
+        self.commit()
+        new = World.__new__(World)
+        memo[id(self)] = new
+        for k, v in self.__dict__.items():
+            if k != "_t":
+                new.__dict__[k] = copy.deepcopy(v, memo)
+        new._t = Tracker(new)
+        return new
 
     @classmethod
     def assemble(cls, era, nr, mem, mms, anon_vmas, pins, clock, next_va, mm_serial,
