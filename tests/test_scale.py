@@ -222,6 +222,28 @@ def test_snapshots_are_a_sequence_of_independent_worlds():
         s[3].mem.refcount[0] = 5
 
 
+def test_snapshots_from_two_threads():
+    import threading
+
+    r = run(parse_text(HEAD + PTE + "P: fork C\nC: write A[2]\nC: munmap A[4:8]\nP: write A\n"), ERAS["6.15"],
+            keep_snapshots=True)
+    want = [full_state(w) for w in r.snapshots]
+    got = {}
+
+    def walk(tag, order):
+        got[tag] = [(k, full_state(r.snapshots[k])) for k in order]
+
+    n = len(r.snapshots)
+    ts = [threading.Thread(target=walk, args=(t, list(range(n))[::d])) for t, d in (("a", 1), ("b", -1))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    for pairs in got.values():
+        for k, state in pairs:
+            assert state == want[k]
+
+
 def test_snapshots_share_unchanged_chunks():
     """Steps that touch one small page copy a chunk or two, not the world."""
     text = "thp: 512\nP: mmap A 4\nP: write A\nP: fork C\n" + "".join(

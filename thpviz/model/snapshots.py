@@ -20,6 +20,7 @@ writes one).
 
 from __future__ import annotations
 
+import threading
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -234,6 +235,8 @@ class Snapshots(Sequence):
         self._rec = recorder
         self._cache: OrderedDict = OrderedDict()
         self._keep = cache
+        # a diagram may be drawn off the notebook's main thread
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._rec)
@@ -247,14 +250,15 @@ class Snapshots(Sequence):
             i += n
         if not 0 <= i < n:
             raise IndexError("snapshot index out of range")
-        w = self._cache.get(i)
-        if w is None:
-            w = self._cache[i] = self._rec.world(i)
-            while len(self._cache) > self._keep:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(i)
-        return w
+        with self._lock:
+            w = self._cache.get(i)
+            if w is None:
+                w = self._cache[i] = self._rec.world(i)
+                while len(self._cache) > self._keep:
+                    self._cache.popitem(last=False)
+            else:
+                self._cache.move_to_end(i)
+            return w
 
     def __repr__(self) -> str:
         return f"<{len(self)} snapshots>"
