@@ -488,71 +488,61 @@ def test_one_dot_for_many_graphs_gives_what_one_dot_per_graph_gives():
 # ------------------------------------------------------------------ timeline
 SMALL_THREAD = {
     "messages": [
-        {"id": "M01", "date": "2016-04-28T10:20:51-06:00", "author": "A", "replies_to": None, "status": "read"},
-        {"id": "M02", "date": "2016-04-28T18:00:00+00:00", "author": "B", "replies_to": "M01", "status": "read"},
-        {"id": "M03", "date": "2016-05-02T10:41:19+03:00", "author": "C", "replies_to": "M02", "status": "Q"},
-        {"id": "M04", "date": "2016-05-20T09:00:00+00:00", "author": "A", "replies_to": "M99", "status": "read"},
+        {"id": "M01", "date": "2016-04-28T10:20:51-06:00", "author": "Ann Able", "replies_to": None, "status": "R"},
+        {"id": "M02", "date": "2016-04-28T18:00:00+00:00", "author": "Bo", "replies_to": "M01", "status": "R"},
+        {"id": "M03", "date": "2016-05-02T10:41:19+03:00", "author": "Cy <x>", "replies_to": "M02", "status": "Q"},
+        {"id": "M04", "date": "2016-05-20T09:00:00+00:00", "author": "Ann Able", "replies_to": "M99", "status": "R"},
     ],
     "commits": [
         {"id": "6d0a07edd17c", "date": "2016-05-05T12:00:00", "role": "fix"},
         {"id": "53f9263baba6", "date": "2016-01-15T12:00:00", "role": "bisected"},
     ],
 }
-
-
-def _points(ax):
-    """(x, y, size, colour, marker path) of every scatter point of a panel."""
-    out = []
-    for coll in ax.collections:
-        sizes = coll.get_sizes()
-        colors = coll.get_facecolors()
-        for i, off in enumerate(coll.get_offsets()):
-            out.append((float(off[0]), float(off[1]), float(sizes[i % len(sizes)]),
-                        tuple(round(c, 3) for c in colors[i % len(colors)][:3])))
-    return out
+for _m in SMALL_THREAD["messages"]:
+    _m.update(summary=f"what {_m['id']} says & more", link=f"https://lore.kernel.org/all/{_m['id']}@x/")
 
 
 def test_timeline_draws_every_message_its_replies_and_the_fix():
-    from datetime import datetime, timezone
+    from thpviz.render.timeline import COMMIT_URL, timeline_svg
 
-    from matplotlib.colors import to_rgb
-    from matplotlib.dates import date2num
-
-    from thpviz.render.timeline import timeline_figure
-
-    fig = timeline_figure(SMALL_THREAD, highlight=["M03"])
-    top, *zooms = fig.axes
-    assert len(zooms) == 2
-    pts = _points(top)
-    assert len(pts) == len(SMALL_THREAD["messages"])
-    authors = ["A", "B", "C"]
-    for m in SMALL_THREAD["messages"]:
-        x = date2num(datetime.fromisoformat(m["date"]).astimezone(timezone.utc))
-        y = authors.index(m["author"])
-        match = [p for p in pts if abs(p[0] - x) < 1e-6 and p[1] == y]
-        assert len(match) == 1, m["id"]
-        big = m["id"] == "M03"
-        vermillion = tuple(round(c, 3) for c in to_rgb("#d55e00"))
-        assert (match[0][3] == vermillion) == big and (match[0][2] > 40) == big, m["id"]
-    # a line per reply whose parent is known (M04's parent is not), a dashed
-    # line per fix commit and none for the other roles
-    lines = [ln for ln in top.get_lines() if ln.get_linestyle() == "-"]
-    assert len(lines) == 2
-    dashed = [ln for ln in top.get_lines() if ln.get_linestyle() == "--"]
-    assert len(dashed) == 1
-    assert abs(date2num(dashed[0].get_xdata()[0]) - date2num(datetime(2016, 5, 5, 12, tzinfo=timezone.utc))) < 1e-6
-    # the zoom panels show only the messages inside them
-    assert len(_points(zooms[0])) == 2 and len(_points(zooms[1])) == 1
-    fig.savefig(io.BytesIO(), format="png")
+    svg = timeline_svg(SMALL_THREAD, highlight=["M03"])
+    root = ET.fromstring(svg)  # well-formed: the author "Cy <x>" and the "&" are escaped
+    ns = "{http://www.w3.org/2000/svg}"
+    links = [a for a in root.iter(ns + "a") if "lore.kernel.org" in a.get("href", "")]
+    # one linked point per message, in the order sent (M01 at 16:20 UTC is
+    # before M02 at 18:00), each with its summary as tooltip
+    assert [a.get("href") for a in links] == [m["link"] for m in SMALL_THREAD["messages"]]
+    assert all("says & more" in a.find(ns + "title").text for a in links)
+    # three authors, three columns; M04 is in M01's column
+    xs = {}
+    for a, m in zip(links, SMALL_THREAD["messages"]):
+        shape = a.find(ns + "circle") if a.find(ns + "circle") is not None else a.find(ns + "rect")
+        xs[m["id"]] = float(shape.get("cx") or float(shape.get("x")) + float(shape.get("width")) / 2)
+        # the quoted-only message is a square, the others circles; the
+        # highlighted one is larger and vermillion
+        assert (shape.tag == ns + "rect") == (m["status"] == "Q"), m["id"]
+        colour = shape.get("fill") if shape.tag == ns + "circle" else shape.get("stroke")
+        assert (colour == "#D55E00") == (m["id"] == "M03"), m["id"]
+    assert xs["M01"] == xs["M04"] and len({xs["M01"], xs["M02"], xs["M03"]}) == 3
+    # a curve per reply whose parent is known (M04's parent M99 is not)
+    assert len(list(root.iter(ns + "path"))) == 2
+    # one dashed rule for the fix (5 May), between M03 (2 May) and M04 (20
+    # May), and none for the bisected commit
+    fix = [a for a in root.iter(ns + "a") if a.get("href") == COMMIT_URL.format("6d0a07edd17c")]
+    assert len(fix) == 1 and "53f9263baba6" not in svg
+    y_fix = float(fix[0].find(ns + "line").get("y1"))
+    cy = {m["id"]: float(s.get("cy") or float(s.get("y")) + float(s.get("height")) / 2)
+          for a, m in zip(links, SMALL_THREAD["messages"]) for s in [a[1]]}
+    assert cy["M03"] < y_fix < cy["M04"]
 
 
 def test_timeline_of_the_real_thread_index():
-    from thpviz.render.timeline import load_thread, timeline_figure
+    from thpviz.render.timeline import load_thread, timeline_svg
 
     thread = load_thread()
-    fig = timeline_figure(thread, highlight=["M01"])
-    assert len(_points(fig.axes[0])) == len(thread["messages"]) > 0
-    fig.savefig(io.BytesIO(), format="png")
+    root = ET.fromstring(timeline_svg(thread, highlight=["M01"]))
+    points = [a for a in root.iter("{http://www.w3.org/2000/svg}a") if "lore.kernel.org" in a.get("href", "")]
+    assert len(points) == len(thread["messages"]) > 0
 
 
 # ------------------------------------------------------- the modern state

@@ -13,7 +13,7 @@ modules); the pieces load on first use:
 * :func:`build_scene` -> what a snapshot holds, as plain records;
 * :mod:`thpviz.render.fields` -> the per-subpage fields each era shows;
 * :mod:`thpviz.render.plots` -> the per-subpage counter strip;
-* :mod:`thpviz.render.timeline` -> the thread's timeline;
+* :mod:`thpviz.render.timeline` -> the thread's timeline (SVG);
 * :mod:`thpviz.render.storyboard` -> self-contained HTML storyboards;
 * :mod:`thpviz.render.graphviz_run` -> the one place that runs ``dot``.
 
@@ -30,7 +30,7 @@ _LAZY = {
     "accessible_svg": "diagrams", "svg_of": "diagrams", "smallest_text_px": "diagrams",
     "storyboard_html": "storyboard",
     "counter_strip": "plots",
-    "timeline_figure": "timeline",
+    "timeline_svg": "timeline",
 }
 
 __all__ = sorted(_LAZY)

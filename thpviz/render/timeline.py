@@ -1,31 +1,41 @@
-"""The thread's timeline: every message of the 2016 thread on a time axis
-(a matplotlib Figure, Agg canvas, no pyplot state).
+"""The thread's timeline: every message of the 2016 thread as a point on a
+vertical time axis, as a self-contained SVG string (no graphviz, no
+matplotlib).
 
 It is drawn from the message index ``data/thread.yaml`` (messages with
-``id``, ``date``, ``author``, ``replies_to``, ``status``; commits with
-``id``, ``date``, ``role``), which :func:`load_thread` reads; the book's
-resolution chapter shows it.
+``id``, ``date``, ``author``, ``replies_to``, ``status``, ``summary``,
+``link``; commits with ``id``, ``date``, ``role``), which
+:func:`load_thread` reads.  The book's thread appendix
+(``book/thpthread.py``) shows it; each point links to its message on
+lore.kernel.org.
 
->>> from thpviz.render.timeline import load_thread, timeline_figure
->>> fig = timeline_figure(load_thread(), highlight=["M01", "M12"])
->>> fig.savefig("timeline.png")
+>>> from thpviz.render.timeline import load_thread, timeline_svg
+>>> svg = timeline_svg(load_thread(), highlight=["M01", "M12"])
+>>> _ = open("timeline.svg", "w").write(svg)
 """
 
 from __future__ import annotations
 
+import html
 from datetime import datetime, timezone
 from pathlib import Path
 
 #: the message index kept with the repository
 THREAD = Path(__file__).resolve().parents[2] / "data" / "thread.yaml"
+#: a commit's page in the mainline tree (kernel.org's short commit link)
+COMMIT_URL = "https://git.kernel.org/torvalds/c/{}"
+#: how a message's content is known (the ``status`` codes of thread.yaml)
+STATUS = {
+    "R": "copy read", "Rp": "copy read, patch from quotes", "Q": "known from quotes only",
+    "S": "the seed message", "not-found": "no copy found",
+}
+#: statuses drawn as squares: the content is not known from a copy
+UNREAD = ("Q", "not-found")
 
-#: the two bursts of the thread, drawn again with an hour axis (UTC)
-TIMELINE_ZOOMS = (
-    ("2016-04-28T14:00:00+00:00", "2016-04-29T19:00:00+00:00", "28-29 April: report, first patches, tests"),
-    ("2016-05-02T07:30:00+00:00", "2016-05-02T19:30:00+00:00", "2 May: review of v1 and the GUP debate"),
-)
-# the Okabe and Ito colours the diagrams use
-_BLUE, _VERMILLION, _GREEN, _YELLOW = "#0072b2", "#d55e00", "#009e73", "#f0e442"
+#: geometry, in CSS px
+ROW, COL, GUTTER, HEAD, FONT = 20, 82, 96, 48, 12
+#: Okabe and Ito colours, as the diagrams use them
+INK, GREY, BLUE, ORANGE, GREEN, PAPER = "#1A1A1A", "#9A9A9A", "#0072B2", "#D55E00", "#009E73", "#FBFAF6"
 
 
 def load_thread(path: str | Path | None = None) -> dict:
@@ -36,78 +46,94 @@ def load_thread(path: str | Path | None = None) -> dict:
         return yaml.safe_load(f)
 
 
-def timeline_figure(thread: dict, highlight=(), zooms=TIMELINE_ZOOMS, width: float = 11.0):
-    """Every message of ``thread`` on a time axis, one row per author, a
-    line from each reply to its parent, each fix commit's author date as a
-    dashed line.  The top panel covers the whole thread; one panel per zoom
-    below it, where the labels would collide at full scale.
-    ``highlight``: message ids drawn larger (the ones a chapter discusses).
-    Circles: messages read in a stored copy; squares: known only from quotes
-    or not found (``status`` Q or not-found)."""
-    import matplotlib.dates as mdates
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+def when(m: dict) -> datetime:
+    """A message's date in UTC."""
+    return datetime.fromisoformat(str(m["date"])).astimezone(timezone.utc)
 
-    msgs = thread["messages"]
-    by_id = {m["id"]: m for m in msgs}
-    when = {m["id"]: datetime.fromisoformat(str(m["date"])).astimezone(timezone.utc) for m in msgs}
+
+def _short(author: str) -> str:
+    first, *rest = author.split()
+    return f"{first} {rest[-1][0]}." if rest else first
+
+
+def timeline_svg(thread: dict, highlight=()) -> str:
+    """Every message of ``thread`` as a point on a vertical time axis (one
+    row per message in the order sent, one column per author), a curve from
+    each reply to its parent when the parent is in the index, and each fix
+    commit's author date as a dashed rule before the first message sent on
+    or after that day.  Each point links to its message and carries the
+    summary as a tooltip.  ``highlight``: message ids drawn larger.
+    Circles: content read in a stored copy; squares: known only from quotes
+    or not found."""
+    msgs = sorted(thread["messages"], key=when)
     authors = list(dict.fromkeys(m["author"] for m in msgs))
-    row = {a: i for i, a in enumerate(authors)}
-    zooms = [(datetime.fromisoformat(a), datetime.fromisoformat(b), t) for a, b, t in zooms]
-    fixes = [(c["id"], datetime.fromisoformat(str(c["date"])).replace(tzinfo=timezone.utc))
-             for c in thread.get("commits", ()) if c.get("role") == "fix" and c.get("date")]
-    highlight = set(highlight)
-
-    fig = Figure(figsize=(width, 7.5), layout="constrained")
-    FigureCanvasAgg(fig)
-    grid = fig.add_gridspec(2, max(1, len(zooms)), height_ratios=[1, 1])
-    panels = [(fig.add_subplot(grid[0, :]), None)] + [
-        (fig.add_subplot(grid[1, i]), z) for i, z in enumerate(zooms)]
-    for ax, zoom in panels:
-        shown = [m for m in msgs if zoom is None or zoom[0] <= when[m["id"]] <= zoom[1]]
-        for m in shown:
-            p = m.get("replies_to")
-            if p in when:
-                ax.plot([when[p], when[m["id"]]], [row[by_id[p]["author"]], row[m["author"]]],
-                        color="#999", lw=0.6, zorder=1)
-        lo, hi = (min(when.values()), max(when.values())) if zoom is None else zoom[:2]
-        gap = (hi - lo) * 0.03
-        last: dict[str, tuple] = {}
-        for m in sorted(shown, key=lambda m: when[m["id"]]):
-            big = m["id"] in highlight
-            ax.scatter([when[m["id"]]], [row[m["author"]]], s=60 if big else 22, zorder=2,
-                       color=_VERMILLION if big else _BLUE,
-                       marker="s" if m.get("status") in ("Q", "not-found") else "o")
-            in_zoom = any(a <= when[m["id"]] <= b for a, b, _ in zooms)
-            if zoom is None and in_zoom:
-                continue
-            # stagger labels that would collide with the previous one in the row
-            prev = last.get(m["author"])
-            level = prev[1] + 1 if prev and when[m["id"]] - prev[0] < gap else 0
-            last[m["author"]] = (when[m["id"]], level)
-            dy = (6 + 7 * (level // 2)) * (1 if level % 2 == 0 else -1.6)
-            ax.annotate(m["id"], (when[m["id"]], row[m["author"]]), xytext=(0, dy),
-                        textcoords="offset points", fontsize=6.5, ha="center")
-        if zoom is None:
-            for cid, x in fixes:
-                ax.axvline(x, color=_GREEN, ls="--", lw=1)
-                ax.annotate(cid, (x, -0.6), fontsize=7, color=_GREEN, ha="left", va="top",
-                            xytext=(3, 0), textcoords="offset points")
-            for a, b, _ in zooms:
-                ax.axvspan(a, b, color=_YELLOW, alpha=0.25, lw=0)
-            ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))
-            first, end = min(when.values()), max(when.values())
-            ax.set_title(f"{first:%d %B} - {end:%d %B %Y} (UTC)"
-                         + ("; shaded: the bursts below" if zooms else ""), fontsize=9)
+    x = {a: GUTTER + COL * i + COL // 2 for i, a in enumerate(authors)}
+    fixes = [(c["id"], datetime.fromisoformat(str(c["date"])).date()) for c in thread.get("commits", ())
+             if c.get("role") == "fix" and c.get("date")]
+    y: dict[str, int] = {}
+    fix_y: dict[str, tuple] = {}
+    row = 0
+    for m in msgs:
+        for cid, day in fixes:
+            if cid not in fix_y and when(m).date() >= day:
+                fix_y[cid] = (HEAD + ROW * row + ROW // 2, day)
+                row += 1
+        y[m["id"]] = HEAD + ROW * row + ROW // 2
+        row += 1
+    width = GUTTER + COL * len(authors) + 8
+    height = HEAD + ROW * row + 30
+    by_id = {m["id"]: m for m in msgs}
+    span = f"{when(msgs[0]):%d %B} to {when(msgs[-1]):%d %B %Y}" if msgs else "no messages"
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" font-family="Helvetica,Arial,sans-serif" font-size="{FONT}" '
+           f'role="img" aria-labelledby="thp-tl-title">',
+           f'<title id="thp-tl-title">Timeline of the thread: {len(msgs)} messages from '
+           f'{span}, one column per author</title>',
+           f'<rect width="{width}" height="{height}" fill="{PAPER}"/>']
+    for a in authors:
+        out.append(f'<line x1="{x[a]}" y1="{HEAD - 6}" x2="{x[a]}" y2="{height - 24}" stroke="#E2E2E2"/>')
+        out.append(f'<text x="{x[a]}" y="{HEAD - 14}" text-anchor="middle" fill="{INK}" '
+                   f'font-weight="bold">{html.escape(_short(a))}</text>')
+    year = f"{when(msgs[0]):%Y}" if msgs else ""
+    out.append(f'<text x="4" y="{HEAD - 14}" fill="{INK}" font-weight="bold">UTC, {year}</text>')
+    # day labels, and a rule where a new day starts
+    last_day = None
+    for m in msgs:
+        t = when(m)
+        if t.date() != last_day:
+            if last_day is not None:
+                out.append(f'<line x1="0" y1="{y[m["id"]] - ROW // 2}" x2="{width}" y2="{y[m["id"]] - ROW // 2}" '
+                           f'stroke="#CFCFCF" stroke-dasharray="2,3"/>')
+            out.append(f'<text x="4" y="{y[m["id"]] + 4}" fill="{INK}">{t:%d %b} {t:%H:%M}</text>')
+            last_day = t.date()
         else:
-            ax.set_xlim(zoom[0], zoom[1])
-            ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
-            ax.set_title(zoom[2] + " (UTC)", fontsize=9)
-        ax.set_yticks(range(len(authors)), authors if zoom is None or zoom is zooms[0] else [""] * len(authors),
-                      fontsize=8)
-        ax.set_ylim(len(authors) - 0.4, -0.9)
-        ax.tick_params(axis="x", labelsize=7)
-        ax.grid(axis="x", alpha=0.3)
-    fig.suptitle("Every message of the thread; circles: copy read, squares: known only from quotes or not found",
-                 fontsize=9)
-    return fig
+            out.append(f'<text x="48" y="{y[m["id"]] + 4}" fill="#555">{t:%H:%M}</text>')
+    for cid, (yy, day) in fix_y.items():
+        label = f"{cid}, the fix (author date {day:%d %b})"
+        out.append(f'<a href="{COMMIT_URL.format(cid)}"><text x="{GUTTER}" y="{yy + 4}" fill="{GREEN}" '
+                   f'font-weight="bold">{label}</text><line x1="0" y1="{yy}" x2="{GUTTER - 6}" y2="{yy}" '
+                   f'stroke="{GREEN}" stroke-width="1.5" stroke-dasharray="6,3"/>'
+                   f'<line x1="{GUTTER + 7.2 * len(label)}" y1="{yy}" x2="{width}" y2="{yy}" stroke="{GREEN}" '
+                   f'stroke-width="1.5" stroke-dasharray="6,3"/></a>')
+    for m in msgs:
+        p = m.get("replies_to")
+        if p in by_id:
+            pa, ma, mid = by_id[p]["author"], m["author"], (y[p] + y[m["id"]]) / 2
+            out.append(f'<path d="M{x[pa]},{y[p]} C{x[pa]},{mid} {x[ma]},{mid} {x[ma]},{y[m["id"]]}" '
+                       f'fill="none" stroke="{GREY}" stroke-width="1"/>')
+    for m in msgs:
+        big = m["id"] in highlight
+        r = 6 if big else 4.5
+        colour = ORANGE if big else BLUE
+        cx, cy = x[m["author"]], y[m["id"]]
+        shape = (f'<circle cx="{cx}" cy="{cy}" r="{r}" fill="{colour}"/>' if m.get("status") not in UNREAD else
+                 f'<rect x="{cx - r}" y="{cy - r}" width="{2 * r}" height="{2 * r}" '
+                 f'fill="{PAPER}" stroke="{colour}" stroke-width="1.5"/>')
+        tip = (f"{m['id']}, {when(m):%d %b %H:%M} UTC, {m['author']}: {m.get('summary', '')} "
+               f"({STATUS.get(m.get('status', ''), '')})")
+        out.append(f'<a href="{html.escape(m["link"])}" aria-label="{html.escape(tip)}"><title>{html.escape(tip)}</title>'
+                   f'{shape}<text x="{cx + 8}" y="{cy + 4}" fill="{INK}">{m["id"]}</text></a>')
+    out.append(f'<text x="4" y="{height - 8}" fill="#555">rows in the order sent (not to scale); circle: copy read; '
+               f'square: known from quotes or not found</text>')
+    out.append("</svg>")
+    return "".join(out)
