@@ -29,6 +29,12 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .model.world import World
 
 #: cow.c configurations thpviz cannot express, with the reason
 NOT_MODELLED = (
@@ -105,6 +111,12 @@ def scenario_text(family: Family, config: Config) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _data(world: World) -> np.ndarray:
+    """The data stamps of the world's frames (``MemMap`` creates its
+    per-frame arrays with ``setattr``, out of the type checker's sight)."""
+    return cast(Any, world.mem).data
+
+
 def judge(family: Family, config: Config, era) -> tuple[bool, str]:
     """Run one cell under ``era`` and judge it as cow.c does.  Returns
     (passed, what happened)."""
@@ -122,29 +134,29 @@ def judge(family: Family, config: Config, era) -> tuple[bool, str]:
         if st is scn.statements[-1] and family.check == "child":
             c = world.mms["C"]
             lo, hi = address_range(world, "C", rng)
-            before = world.mem.data[world.lookup(c, np.arange(lo, hi))].copy()
+            before = _data(world)[world.lookup(c, np.arange(lo, hi))].copy()
         world, step = execute(world, era, st)
         if step.error:
             return False, f"refused at '{st.text}': {step.error}"
         if st.op == "vmsplice":
-            before = world.mem.data[world.pins["pipe"].pfns].copy()
-    mem = world.mem
+            before = _data(world)[world.pins["pipe"].pfns].copy()
+    data = _data(world)
     if family.check == "child":
         c = world.mms["C"]
         lo, hi = address_range(world, "C", rng)
-        after = mem.data[world.lookup(c, np.arange(lo, hi))]
+        after = data[world.lookup(c, np.arange(lo, hi))]
         bad = int((after != before).sum())
         return (bad == 0, "child kept its data" if bad == 0
                 else f"the parent's write reached the child ({bad} subpage(s))")
     if family.check == "pipe":
-        after = mem.data[world.pins["pipe"].pfns]
+        after = data[world.pins["pipe"].pfns]
         bad = int((after != before).sum())
         return (bad == 0, "pipe returned the old data" if bad == 0
                 else f"the pipe returned data written after vmsplice ({bad} subpage(s))")
     pin = world.pins["dev"]
     owner = world.mms[pin.owner]
-    cpu = mem.data[world.lookup(owner, pin.vas)]
-    bad = int((mem.data[pin.pfns] != cpu).sum())
+    cpu = data[world.lookup(owner, pin.vas)]
+    bad = int((data[pin.pfns] != cpu).sum())
     return (bad == 0, "the pin sees the write" if bad == 0
             else f"the pin misses the process's write ({bad} subpage(s))")
 

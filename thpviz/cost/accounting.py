@@ -146,7 +146,7 @@ def entries_changed(before, after) -> int:
     for key in set(eb) | set(ea):
         b, a = eb.get(key), ea.get(key)
         bp, ap = isinstance(b, Pmd), isinstance(a, Pmd)
-        if bp and ap:
+        if isinstance(b, Pmd) and isinstance(a, Pmd):
             n += int(b.head != a.head or b.write != a.write)
             continue
         if bp or ap:

@@ -172,6 +172,7 @@ def reuse_decision_costs(sizes=SIZES, eras=None, level: str = "pmd",
             scn = parse_text(vfio_text(nr, level), f"<vfio-{level}-{nr}>")
             for e in ids:
                 f = last_write_fault(run(scn, ERAS[e]))
+                assert f is not None, "vfio_text ends with a write fault"
                 out.append(DecisionPoint(e, nr, level, f.decision, f.cost, "run"))
             continue
         worlds: dict = {}

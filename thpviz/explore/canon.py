@@ -112,11 +112,12 @@ def canonical(worlds) -> tuple[bytes, list[str], list[str]]:
         names.sort(key=sigs.__getitem__)
         groups = [list(g) for _, g in itertools.groupby(names, key=sigs.__getitem__)]
         if len(groups) < len(names):
-            best = None
+            best: tuple[bytes, list[str], list[str]] | None = None
             for combo in itertools.product(*(itertools.permutations(g) for g in groups)):
                 got = _encode_order(worlds, [n for part in combo for n in part])
                 if best is None or got[0] < best[0]:
                     best = got
+            assert best is not None  # every group has at least one ordering
             return best
     return _encode_order(worlds, names)
 
@@ -169,7 +170,7 @@ def _proc_signature(world, mm) -> tuple:
     """A name-free summary of a process, used only to order processes (the
     encoding itself does not depend on how good it is)."""
     vmas = tuple((v.start, v.end, v.pgoff, v.write, v.dontcopy, v.huge, len(v.avcs)) for v in mm.vmas)
-    pt = []
+    pt: list[tuple] = []
     for ext in sorted(mm.pt):
         e = mm.pt[ext]
         if isinstance(e, Pmd):
@@ -183,7 +184,7 @@ def _proc_signature(world, mm) -> tuple:
 class _World:
     """One world's renaming under a given process order."""
 
-    def __init__(self, world, order):
+    def __init__(self, world, order) -> None:
         self.w = world
         mem = world.mem
         self.order = order

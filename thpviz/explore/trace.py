@@ -13,14 +13,14 @@ def verdict(run) -> str:
     return " ".join([run.last_write, *(sorted(run.violations) or ["clean"])])
 
 
-def verdicts(text: str, eras=None) -> dict[str, str]:
+def verdicts(text: str, eras=None) -> dict[str, str | None]:
     """era id -> verdict of the scenario text under each era (default: every
     implemented era); an internal inconsistency is reported as ``None``."""
     from ..eras import ERAS
     from ..scenario import parse_text, run
 
     scn = parse_text(text, "<trace>")
-    out = {}
+    out: dict[str, str | None] = {}
     for e in (eras or list(ERAS)):
         try:
             out[e] = verdict(run(scn, ERAS[e]))

@@ -79,7 +79,21 @@ def run_live(args) -> int:
     return report(results, caps, args)
 
 
-def _progress(n: int, args):
+class _Progress:
+    """Called with each file's path as it starts; ``bar`` is the tqdm bar."""
+
+    def __init__(self, bar):
+        self.bar = bar
+        self.started = False
+
+    def __call__(self, path: str) -> None:
+        if self.started:
+            self.bar.update(1)
+        self.started = True
+        self.bar.set_description(path.rsplit("/", 1)[-1][:40])
+
+
+def _progress(n: int, args) -> _Progress | None:
     """A progress bar on a terminal (tqdm) for more than one file."""
     if n < 2 or not sys.stderr.isatty() or args.json:
         return None
@@ -87,16 +101,7 @@ def _progress(n: int, args):
         from tqdm import tqdm
     except ImportError:
         return None
-    bar = tqdm(total=n, unit="scenario", file=sys.stderr, leave=False)
-
-    def step(path):
-        if step.started:
-            bar.update(1)
-        step.started = True
-        bar.set_description(path.rsplit("/", 1)[-1][:40])
-    step.started = False
-    step.bar = bar
-    return step
+    return _Progress(tqdm(total=n, unit="scenario", file=sys.stderr, leave=False))
 
 
 def _run_host(files, caps, args):

@@ -76,6 +76,7 @@ def modelled(era_id: str) -> dict:
         r = run(scn, era, keep_snapshots=True)
         if what == "write":
             f = last_write_fault(r)
+            assert f is not None, f"{key}: a write row's scenario ends with a write fault"
             out[key] = {"decision": f.decision, "cache_lines": f.cache_lines,
                         "bytes_copied": int(f.cost["bytes_copied"])}
         else:

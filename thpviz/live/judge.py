@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .observe import UNOBSERVABLE
+
+if TYPE_CHECKING:
+    from ..scenario.runner import Run
 
 NEWEST = "6.15"
 
@@ -94,7 +98,7 @@ def model_runs(scn, eras: list[str]) -> dict:
     from ..eras import ERAS
     from ..scenario import ScenarioError, check_eras, run
 
-    out = {}
+    out: dict[str, Run | str] = {}
     for e in eras:
         era = ERAS.get(e)
         if era is None:

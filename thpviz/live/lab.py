@@ -12,7 +12,7 @@ from .plan import Unexpressible, compile_plan
 
 
 def scenario_files(paths) -> list[str]:
-    out = []
+    out: list[str] = []
     for p in paths:
         if os.path.isdir(p):
             for root, dirs, files in os.walk(p):

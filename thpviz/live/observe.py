@@ -29,6 +29,10 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .plan import Plan
 
 KPF_ANON, KPF_HEAD, KPF_TAIL, KPF_THP, KPF_ZERO, KPF_EXCL = 12, 15, 16, 22, 24, 34
 LEVELS = {0: "none", 1: "pte", 2: "pmd", 3: "zero", 4: "huge-zero", -1: "?"}
@@ -109,7 +113,7 @@ class LiveStep:
 
 @dataclass
 class LiveRun:
-    plan: object
+    plan: Plan
     steps: list
     ok: bool = True
     problem: str | None = None       # the lab itself failed (not the kernel's verdict)
@@ -401,7 +405,7 @@ def _mapped_elsewhere(state: dict, proc: str, pfns: set) -> set:
 
 
 def _stamps_text(stamps) -> str:
-    c = Counter()
+    c: Counter[str] = Counter()
     for v in stamps:
         if v < 0:
             c["no stamp"] += 1

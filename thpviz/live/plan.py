@@ -14,6 +14,7 @@ the same rule ``thpviz.invariants.pin_lost`` states.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 from ..scenario.parser import Scenario
 
@@ -75,7 +76,7 @@ def needed_features(scn: Scenario) -> list[str]:
 
 
 class _Proc:
-    def __init__(self):
+    def __init__(self) -> None:
         self.regions: dict[str, list] = {}   # name -> [rid, n, offset_subpages, dontcopy list]
         self.alive = True
 
@@ -134,7 +135,9 @@ def compile_plan(scn: Scenario, caps=None) -> Plan:
             raise Unexpressible(
                 f"line {st.line}: the read-only pin {name} is a thread of its owner and cannot outlive the owner's "
                 f"exit on line {dead_ro[name]}")
-        op, a, p = st.op, st.args, st.proc
+        # every op below that uses ``p`` is a process statement (``P: ...``),
+        # which the parser always gives a process
+        op, a, p = st.op, st.args, cast(str, st.proc)
         args: list = []
         if op == "mmap":
             i = pidx(p)

@@ -51,11 +51,11 @@ def resolve_package(kernel: str) -> str:
              "6.12": r"^linux-image-6\.12\..*-cloud-amd64-unsigned$"}[kernel]
     r = _run(["apt-cache", "search", "--names-only", query])
     names = [line.split()[0] for line in r.stdout.splitlines() if line.strip()]
-    names = [n for n in names if pat.match(n)]
-    if not names:
+    found = [(n, int(m.group(1))) for n in names if (m := pat.match(n))]
+    if not found:
         raise LabUnavailable(f"no Debian package for Linux {kernel} (cloud-amd64) in the apt lists; "
                              "run apt-get update")
-    return max(names, key=lambda n: int(pat.match(n).group(1)))
+    return max(found, key=lambda f: f[1])[0]
 
 
 def fetch_kernel(kernel: str) -> Path:
@@ -248,8 +248,8 @@ def run_in_guest(kernel: str, files, era=None, progress=None, probe_only: bool =
     t0 = time.perf_counter()
     try:
         vmlinuz = fetch_kernel(kernel)
-        with tempfile.TemporaryDirectory(prefix="thpviz-qemu-") as tmp:
-            tmp = Path(tmp)
+        with tempfile.TemporaryDirectory(prefix="thpviz-qemu-") as tmpname:
+            tmp = Path(tmpname)
             build_initramfs(tmp / "initrd.gz", plans, with_costs)
             if timeout is None:
                 timeout = 120 + 20 * len(plans) + (240 if with_costs else 0)
@@ -260,9 +260,9 @@ def run_in_guest(kernel: str, files, era=None, progress=None, probe_only: bool =
         results = []
         from .judge import kernel_to_era
 
-        e, note = (era, "chosen with --era") if era else kernel_to_era(kernel)
+        era_id, note = (era, "chosen with --era") if era else kernel_to_era(kernel)
         for path in ([] if probe_only else files):
-            results.append(ScenarioResult(path, status="skipped", reason=caps.reasons["lab"], era=e,
+            results.append(ScenarioResult(path, status="skipped", reason=caps.reasons["lab"], era=era_id,
                                           era_note=note))
         return (caps, results, None) if with_costs else (caps, results)
     boot_seconds = time.perf_counter() - t0

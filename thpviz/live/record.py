@@ -58,10 +58,10 @@ def _mapping(s) -> dict:
     anon-exclusive bit, kpagecount] -- compact, raw PFNs kept."""
     from .observe import KPF_EXCL, _bit
 
-    out = {}
+    out: dict[str, dict[str, list[list]]] = {}
     for proc, regs in s.state.items():
         for region, subs in regs.items():
-            runs = []
+            runs: list[list] = []
             for i, x in enumerate(subs):
                 if x is None:
                     continue

@@ -10,7 +10,7 @@ from .observe import KPF_EXCL, _bit
 
 
 class Namer:
-    def __init__(self):
+    def __init__(self) -> None:
         self.names: dict[int, str] = {}
         self.thp = 0
         self.small = 0

@@ -16,6 +16,7 @@ Off the main thread (a widget shows :func:`placeholder_svg` first)::
 from __future__ import annotations
 
 import re
+from concurrent.futures import Future
 from html import escape
 
 from . import graphviz_run
@@ -100,6 +101,19 @@ def diagram(source, era=None, step: int | None = None, **kw) -> Diagram:
     return Diagram(run_dot(r, step, **kw))
 
 
+class _LayoutFuture(Future):
+    """The Future of an SVG made from a layout Future (``inner``):
+    cancelling it cancels the layout if that has not started (this Future
+    is then cancelled when the layout is)."""
+
+    def __init__(self, inner: Future):
+        super().__init__()
+        self._inner = inner
+
+    def cancel(self) -> bool:
+        return self._inner.cancel()
+
+
 def render_async(source, callback=None, timeout: float = graphviz_run.DEFAULT_TIMEOUT, **kw):
     """Lay out a diagram off the caller's thread.
 
@@ -112,8 +126,6 @@ def render_async(source, callback=None, timeout: float = graphviz_run.DEFAULT_TI
     ``GraphvizMissing`` -- is set).  A diagram already laid out is done at
     once.  The DOT text is written on the caller's thread (a few ms);
     only ``dot`` runs on the worker."""
-    from concurrent.futures import Future
-
     from .scene import Scene
 
     if isinstance(source, Scene):
@@ -124,12 +136,11 @@ def render_async(source, callback=None, timeout: float = graphviz_run.DEFAULT_TI
         text = str(source)
     alt = alt_of(text)
     inner = graphviz_run.render_async(text, timeout=timeout)
-    fut: Future = Future()
-    own_cancel = fut.cancel
+    fut = _LayoutFuture(inner)
 
     def done(f) -> None:
         if f.cancelled():
-            own_cancel()
+            Future.cancel(fut)
             return
         err = f.exception()
         if err is not None:
@@ -137,8 +148,6 @@ def render_async(source, callback=None, timeout: float = graphviz_run.DEFAULT_TI
         else:
             fut.set_result(accessible_svg(f.result(), alt))
 
-    # cancelling the returned Future cancels the layout if it has not started
-    fut.cancel = inner.cancel
     inner.add_done_callback(done)
     if callback is not None:
         def notify(f) -> None:

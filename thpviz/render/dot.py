@@ -582,10 +582,10 @@ def _full_dot(scene, d: Drawing, *, legend, title, caption, name, layout) -> str
                    f'arrowhead=none];')
     for pid, av, moved in d.mapping_edges:
         if moved:
-            attrs = f'color="{GREEN}", penwidth=3, label="page->mapping (moved this step)"'
+            map_attrs = f'color="{GREEN}", penwidth=3, label="page->mapping (moved this step)"'
         else:
-            attrs = f'color="{GREEN}", penwidth=1.2'
-        out.append(f"{q(pid)}:h -> {q(RMAP)}:{av} [{attrs}, constraint=false];")
+            map_attrs = f'color="{GREEN}", penwidth=1.2'
+        out.append(f"{q(pid)}:h -> {q(RMAP)}:{av} [{map_attrs}, constraint=false];")
     out.append("}")
     return "\n".join(out) + "\n"
 

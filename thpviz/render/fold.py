@@ -417,7 +417,7 @@ def _summarise_rows(rows: list[DrawRow], budget: Budget) -> list[DrawRow]:
         if len(grp) == 1:
             out.append(grp[0])
         else:
-            heads = []
+            heads: list[tuple[str, str]] = []
             for d in grp:
                 for hd in d.heads:
                     if hd not in heads and len(heads) < budget.edges_per_row:
@@ -504,16 +504,16 @@ def plan(scene: Scene, budget: Budget = DEFAULT_BUDGET) -> Drawing:
             if fold not in seen_folds:
                 seen_folds.append(fold)
             continue
-        vmas = []
+        vmas: list[DrawVma] = []
         for v in pr.vmas:
             vmas.append(DrawVma("", v.id, v.where, v.write, v.dontcopy, v.anon_vma, v.avcs,
                                 _draw_rows(scene, v, group, alias, page_of, port_of, budget), v.changed))
         if len(vmas) > budget.vmas_per_proc:
             vmas = _merge_vmas(vmas, budget)
         n = 0
-        for i, v in enumerate(vmas):
-            v.port = f"v{i}"
-            for r in v.rows:
+        for i, dv in enumerate(vmas):
+            dv.port = f"v{i}"
+            for r in dv.rows:
                 r.port = f"r{n}"
                 n += 1
         d.procs.append(DrawProc(pr.name, pr.mm_id, pr.color, pr.alive, pr.new, pr.exited_now,
@@ -521,7 +521,7 @@ def plan(scene: Scene, budget: Budget = DEFAULT_BUDGET) -> Drawing:
     d.proc_folds = seen_folds
     by_name = {p.name: p for p in d.procs}
     for fold in seen_folds:
-        heads = []
+        heads: list[tuple[str, str]] = []
         page_fold_of = {f.like: f.id for f in d.page_folds}
         for v in by_name[fold.like].vmas:
             for r in v.rows:
@@ -538,7 +538,7 @@ def plan(scene: Scene, budget: Budget = DEFAULT_BUDGET) -> Drawing:
 
     # pins: one edge per target run, onto the drawn cell
     for pn in scene.pins:
-        edges = []
+        edges: list[PinEdge] = []
         for t in pn.targets:
             e = PinEdge(alias.get(t.page, t.page), port_of(t.page, t.page_lo))
             if all((x.node, x.port) != (e.node, e.port) for x in edges):

@@ -247,11 +247,13 @@ class _DotServer:
         if not text.endswith("\n"):
             text += "\n"  # dot finishes a graph when it sees what follows its closing brace
         self.graphs += 1
+        stdin, stdout, stderr = self.proc.stdin, self.proc.stdout, self.proc.stderr
+        assert stdin is not None and stdout is not None and stderr is not None  # all three are PIPEs
         try:
-            self.proc.stdin.write(text.encode("utf-8"))
+            stdin.write(text.encode("utf-8"))
         except OSError:
             return "error", None
-        out, err = self.proc.stdout.fileno(), self.proc.stderr.fileno()
+        out, err = stdout.fileno(), stderr.fileno()
         chunks: list[bytes] = []
         deadline = time.monotonic() + timeout
         while True:
@@ -278,6 +280,8 @@ class _DotServer:
         except (OSError, subprocess.TimeoutExpired):
             pass
         for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if f is None:
+                continue
             try:
                 f.close()
             except OSError:

@@ -25,6 +25,7 @@ ends, so every edge lands on a cell and never on 512 separate boxes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -41,6 +42,9 @@ from .fields import (  # noqa: F401 (HEAD_COUNTERS re-exported)
     shows_has_pinned,
     subpage_fields,
 )
+
+if TYPE_CHECKING:
+    from ..scenario.runner import StepResult
 
 #: candidate pages confirmed with the engine's own ``world.rmap_walk``
 #: (beyond this many, the vectorised test -- the same condition -- decides)
@@ -207,7 +211,7 @@ class Scene:
     pins: list[PinNode]
     anon_vmas: list[AnonVmaNode]
     violations: dict  # kind -> list of detail strings (engine's words)
-    step: object = None  # StepResult or None
+    step: StepResult | None = None
     faults: list[str] = field(default_factory=list)  # one line per fault run of the step
     fields: list = field(default_factory=list)  # the era's per-subpage fields (thpviz.render.fields)
 
@@ -689,7 +693,7 @@ def _mark_unreachable(world, procs, pages) -> None:
     not among the anon_vmas the mapping VMA links), and beyond
     :data:`RMAP_WALKS` such pages that test decides."""
     mem = world.mem
-    rows = {}
+    rows: dict[str, list] = {}
     cand: dict[int, list] = {}
     for pr in procs:
         mm = world.mms[pr.name]

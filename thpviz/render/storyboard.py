@@ -42,6 +42,7 @@ import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from html import escape
+from typing import TYPE_CHECKING, cast
 
 from . import graphviz_run
 from .diagrams import inline_svg
@@ -49,6 +50,10 @@ from .dot import AV_FILL, CHANGED, GREY_FILL, MC_FILL, PIN_FILL, VIOL_FILL, scen
 from .scene import build_scene
 from .source import comment_of, era_of, load_scenario
 from ..scenario.report import step_notes
+
+if TYPE_CHECKING:
+    from ..eras.base import Era
+    from ..scenario.runner import Run
 
 _counter = itertools.count(1)
 
@@ -478,6 +483,11 @@ def _details(scene) -> str:
     return f"<ul>{''.join(items)}</ul>" if items else ""
 
 
+def _era(r: Run) -> Era:
+    """The era a run was made under (``Run.era`` is typed ``object``)."""
+    return cast("Era", r.era)
+
+
 def storyboard_html(source, eras=None, *, title: str | None = None, uid: str | None = None,
                     start: int | str = 1, legend: bool = True, reveal: bool = True,
                     narrow: bool = True) -> str:
@@ -499,11 +509,14 @@ def storyboard_html(source, eras=None, *, title: str | None = None, uid: str | N
     if uid is None:
         digest = hashlib.sha1(((text or scn.path) + "|" + ",".join(e.id for e in era_objs)).encode()).hexdigest()
         uid = f"thpviz-sb-{digest[:8]}-{next(_counter)}"
-    dots, meta = [], []
+    dots: list[str] = []
+    meta: list[tuple] = []
     for i, r in enumerate(runs):
+        snaps = r.snapshots
+        assert snaps is not None  # run with keep_snapshots=True
         for k in range(n + 1):
-            snap = r.snapshots[k]
-            prev = r.snapshots[k - 1] if k else None
+            snap = snaps[k]
+            prev = snaps[k - 1] if k else None
             step = r.steps[k - 1] if k else None
             scene = build_scene(snap, prev, step)
             wide, tall = scene_dots(scene, f"{uid}-{i}-{k}", narrow)
@@ -522,14 +535,16 @@ def storyboard_html(source, eras=None, *, title: str | None = None, uid: str | N
         _, status = _verdict(r)
         bad = ' class="thpviz-bad"' if status and status.startswith("MISMATCH") else ""
         sel = "true" if i == 0 else "false"
-        label = r.era.id if reveal else f"{r.era.id}: {_verdict(r)[0]}"
+        era = _era(r)
+        label = era.id if reveal else f"{era.id}: {_verdict(r)[0]}"
         out.append(f'<button type="button" role="tab" data-era-tab="{i}" aria-selected="{sel}"{bad} '
-                   f'title="{_e(r.era.title)}">{_e(label)}</button>')
+                   f'title="{_e(era.title)}">{_e(label)}</button>')
     out.append("</div>")
     lines = []
     for r in runs:
         verdict, status = _verdict(r)
-        lines.append(f'<div class="thpviz-verdict">era <b>{_e(r.era.id)}</b> ({_e(r.era.title)}): '
+        era = _era(r)
+        lines.append(f'<div class="thpviz-verdict">era <b>{_e(era.id)}</b> ({_e(era.title)}): '
                      f"last write fault <b>{_e(r.last_write)}</b>, violations "
                      f"<b>{_e(' '.join(sorted(r.violations)) or 'clean')}</b>"
                      + (f" — {_e(status)}" if status else "") + "</div>")

@@ -8,6 +8,7 @@ Every value comes from the run (the runner's step results) or from
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future
 from html import escape
 
@@ -60,8 +61,8 @@ class AsyncDiagram:
     def __init__(self, target, fit: bool = False):
         self.target = target
         self.fit = fit
-        self.pending = None
-        self._want = None
+        self.pending: Future | None = None
+        self._want: str | None = None
 
     def _html(self, scene, svg: str, uid: str) -> str:
         fig = _STYLE + figure_html(svg, uid=uid, alt=alt_text(scene), bar=False)
@@ -146,6 +147,8 @@ class Stepping:
     """The play button and step slider the player and the era comparison
     share: ``self.step`` is the frame shown, moving the slider calls
     ``self.show(k)``."""
+
+    show: Callable[[int], None]  # the subclass's: draw frame k
 
     def _make_stepper(self, n: int, start: int, interval: int) -> int:
         start = max(0, min(n, start))

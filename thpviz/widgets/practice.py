@@ -17,7 +17,7 @@ from html import escape
 
 import ipywidgets as widgets
 
-from ..explore.practice import puzzle
+from ..explore.practice import Puzzle, puzzle
 from .panels import _BOX
 
 _VIOL = "background:#f4433622"
@@ -79,7 +79,7 @@ class Practice(widgets.VBox):
     def __init__(self, seed: int = 0, n: int = 6, eras=None, thp: int = 8, **kw):
         self.eras = list(eras) if eras else None
         self.thp = thp
-        self.puzzle = None
+        self.puzzle: Puzzle | None = None
         self.seed = widgets.BoundedIntText(value=seed, min=0, max=10**9, description="puzzle",
                                            layout=widgets.Layout(width="180px"))
         self.n = widgets.IntSlider(value=n, min=3, max=10, description="statements",

@@ -18,11 +18,16 @@ era control reruns the statements under another era.
 from __future__ import annotations
 
 import itertools
+from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 
 from ..render.source import era_of
 from . import panels
+
+if TYPE_CHECKING:
+    from ..scenario.parser import Scenario
+    from ..scenario.runner import Run
 
 _ids = itertools.count(1)
 
@@ -137,14 +142,17 @@ class Sandbox(widgets.VBox):
 
         self._steps: list = []
         self._snaps: list = [World(self.era, self.thp)]
-        self._scn = None
-        self.run = None
+        self._scn: Scenario | None = None
+        self.run: Run | None = None
 
     def _make_run(self) -> None:
         from ..scenario import Run
 
-        self.run = Run(self._scn, self.era, list(self._steps), self._snaps[-1], list(self._snaps)) \
-            if self._steps else None
+        if not self._steps:
+            self.run = None
+            return
+        assert self._scn is not None  # set with the first statement
+        self.run = Run(self._scn, self.era, list(self._steps), self._snaps[-1], list(self._snaps))
 
     # ------------------------------------------------------------ actions
     def add(self, line: str) -> bool:
@@ -227,8 +235,9 @@ class Sandbox(widgets.VBox):
         self._reset_run()
         self.lines = lines
         if lines:
-            self._scn = parse_text(self._body(lines), "<sandbox>")
-            r = run(self._scn, new, keep_snapshots=True)
+            self._scn = scn = parse_text(self._body(lines), "<sandbox>")
+            r = run(scn, new, keep_snapshots=True)
+            assert r.snapshots is not None  # keep_snapshots=True
             self._steps, self._snaps = list(r.steps), list(r.snapshots)
             self._make_run()
             refused = [f"line {s.stmt.line}" for s in r.steps if s.error]
@@ -303,7 +312,7 @@ class Sandbox(widgets.VBox):
         size = self._regions(p)[reg][1]
         lo, hi = self.range.value
         rng = range_text(reg, size, lo, hi + 1)
-        pins = set(self.run.world.pins) if self.run is not None else set()
+        pins: set[str] = set(self.run.world.pins) if self.run is not None else set()
         if op in ("pin_rw", "pin_ro"):
             name = self._new_name([f"pin{i}" for i in range(1, 100)], pins)
             return f"{p}: pin {rng} {op[-2:]} as {name}"
