@@ -5,9 +5,21 @@ processes, small and 512-subpage THPs -- through every era.  After each step:
 
 * the counters agree with the page tables and pins (``check_counters``; a
   mismatch raises ThpvizDefect, a bug of thpviz);
+* the scoped check (``ScopedChecker``, what the runner uses) finds exactly
+  what the full check finds: the same violations with the same details, and
+  the same defect if there is one;
 * the vectorised rmap check agrees with the kernel-shaped ``rmap_walk``;
-* a refused operation left the world exactly as it was;
+* a refused operation left the world exactly as it was -- it changed nothing
+  before refusing, and rolling back its journal changes nothing either;
+* a clone taken before the step still shows the world as it was (the clone
+  shares arrays and page tables copy-on-write);
+* the snapshot recorder rebuilds the world of the last step, and of an
+  earlier step chosen at random, exactly;
 * under ``4.6`` (the merged fix) no step reports ``rmap-broken`` or ``bug``.
+
+The struct page arrays are read-only except inside the engine's tracked
+writes (``MemMap.set_strict``), so a write that bypasses the undo journal
+fails where it happens.
 
 Every step is noted as a ``.thp`` line, so a shrunk failure prints a
 scenario that ``thpviz run`` reproduces.
@@ -23,7 +35,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from thpviz import invariants
 from thpviz.eras import ERAS
-from thpviz.model.events import OpError
+from thpviz.model.events import OpError, ThpvizDefect
+from thpviz.model.snapshots import Recorder, Snapshots
 from thpviz.model.world import World
 from thpviz.scenario.report import mapping_dicts, page_dicts
 
@@ -35,6 +48,33 @@ def fingerprint(world):
     vmas = {m.name: [(v.start, v.end, v.write, v.dontcopy, v.anon_vma, v.avcs) for v in m.vmas]
             for m in world.mms.values()}
     return (page_dicts(world), mapping_dicts(world), pins, vmas, len(world.anon_vmas))
+
+
+def full_state(world):
+    """Everything the world holds, for exact comparisons (every memmap field
+    frame by frame, every page-table entry, process, pin and counter)."""
+    mem = world.mem
+    fields = {name: getattr(mem, name)[: mem.size].tolist() for name, _, _ in mem._FIELDS}
+    mms = {}
+    for m in world.mms.values():
+        pt = {}
+        for ext, e in m.pt.items():
+            pt[ext] = ("pmd", e.head, e.write, e.dirty) if hasattr(e, "head") else (
+                "pte", e.pfn.tolist(), e.write.tolist(), e.dirty.tolist())
+        mms[m.name] = (m.id, m.alive, m.has_pinned, dict(m.regions), pt,
+                       [(v.start, v.end, v.pgoff, v.write, v.dontcopy, v.huge, v.anon_vma, v.avcs) for v in m.vmas])
+    pins = {k: (p.owner, p.kind, p.write, p.active, p.pfns.tolist(), p.vas.tolist(), p.excused.tolist())
+            for k, p in world.pins.items()}
+    return (fields, mms, list(mms), pins, list(pins), list(world.anon_vmas),
+            (world.clock, world.next_va, world.mm_serial, mem.size, mem.thp_serial, mem.small_serial))
+
+
+def outcome(check, world):
+    """What a check returns, or the defect it raises."""
+    try:
+        return check(world)
+    except ThpvizDefect as e:
+        return ("defect", str(e))
 
 
 def rmap_walk_broken(world):
@@ -55,6 +95,10 @@ class EngineMachine(RuleBasedStateMachine):
     @initialize(nr=st.sampled_from([4, 8, 512]))
     def setup(self, nr):
         self.world = World(ERAS[self.era_id], nr)
+        self.world.mem.set_strict(True)
+        self.checker = invariants.scoped_checker(self.world)
+        self.recorder = Recorder(self.world)
+        self.states = [full_state(self.world)]
         self.nr = nr
         self.lines = [f"thp: {nr}"]
         self.n_regions = 0
@@ -73,16 +117,25 @@ class EngineMachine(RuleBasedStateMachine):
         self.lines.append(line)
         before = self.world.clone()
         fp = fingerprint(before)
+        state = full_state(before)
         self.world.log.faults.clear()
         self.world.log.events.clear()
         try:
             fn(self.world)
         except OpError:
             # a refused operation raises before it changes anything (the
-            # runner also restores a clone, as a second line of defence)
+            # runner also rolls back its journal, as a second line of defence)
             assert fingerprint(self.world) == fp, f"{line} was refused but changed the world"
-            self.world = before
+            self.world.rollback()
+            assert full_state(self.world) == state, f"rolling back the refused {line} changed the world"
+            self.world.log.events.clear()
+        self.world.commit()
         self.step_events = [e.kind for e in self.world.log.events]
+        # the clone shares arrays and page tables with the world: it must
+        # not have seen the step
+        assert full_state(before) == state, f"{line} changed a clone taken before it"
+        self.recorder.snap(self.world)
+        self.states.append(full_state(self.world))
 
     def _range(self, data, mm):
         names = sorted(mm.regions)
@@ -176,6 +229,25 @@ class EngineMachine(RuleBasedStateMachine):
         self._do(p, "exit", lambda w: w.exit(p), "exit")
 
     # -- invariants -------------------------------------------------------------
+    @invariant()
+    def scoped_check_agrees(self):
+        """The scoped check finds what the full check finds, defects included."""
+        if not hasattr(self, "world"):
+            return
+        full = outcome(invariants.check, self.world)
+        scoped = outcome(self.checker.check, self.world)
+        assert scoped == full, f"scoped check {scoped!r} != full check {full!r}"
+
+    @invariant()
+    def snapshots_rebuild_the_steps(self):
+        if not hasattr(self, "world"):
+            return
+        snaps = Snapshots(self.recorder)
+        assert len(snaps) == len(self.states)
+        assert full_state(snaps[-1]) == self.states[-1], "the last snapshot differs from the world"
+        k = len(self.states) * 7 // 11
+        assert full_state(snaps[k]) == self.states[k], f"snapshot {k} differs from the world at step {k}"
+
     @invariant()
     def counters_consistent(self):
         if not hasattr(self, "world"):

@@ -105,7 +105,7 @@ def max_based_batch(mem, h: int, subs: np.ndarray):
     for which the maximum after lowering ``subs[:k]`` gives a value <= 1.
     Returns (n_cow, total_mapcount at the first reuse)."""
     n = int(mem.nr[h])
-    mc = mem.mapcount[h : h + n]
+    mc = mem.mapcount[h : h + n].astype(np.int64)
     dm, cmc = int(mem.double_map[h]), int(mem.cmc[h])
     k = len(subs)
     vals = mc[subs]

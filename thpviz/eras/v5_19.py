@@ -70,14 +70,14 @@ class Era519(Era518):
             return "share"
         if self.needs_cow_for_dma(world, mm, np.array([h]))[0]:
             return "split"
-        mem.anon_exclusive[h] = False
+        mem.w.anon_exclusive[h] = False
         return "share"
 
     def copy_pte_range(self, world, mm, pfns):
         mem = world.mem
         excl = mem.anon_exclusive[pfns]
         copy = excl & self.needs_cow_for_dma(world, mm, pfns)
-        mem.anon_exclusive[pfns[excl & ~copy]] = False
+        mem.w.anon_exclusive[pfns[excl & ~copy]] = False
         return copy
 
     # -- write and unshare faults ----------------------------------------------

@@ -14,16 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .events import (
-    COW_HUGE,
-    COW_SMALL,
-    NEW,
-    REUSE,
-    ZERO,
-    FaultBatch,
-    OpError,
-    ThpvizDefect,
-)
+from .arrays import uniq
+from .events import COW_HUGE, COW_SMALL, NEW, REUSE, ZERO, FaultBatch, OpError, ThpvizDefect
 from .memmap import KIND_ZERO, PAGE_SIZE
 from .mm import Mm, Pmd, PteTable, Vma
 
@@ -64,7 +56,7 @@ class FaultMixin:
         if not mm.alive or len(addrs) == 0:
             return out
         ext = addrs // nr
-        for e in np.unique(ext):
+        for e in uniq(ext):
             entry = mm.pt.get(int(e))
             if entry is None:
                 continue
@@ -101,7 +93,8 @@ class FaultMixin:
                 if vma is not None and vma.huge and vma.start <= ext * nr and vma.end >= ext * nr + nr:
                     self._huge_fault(mm, vma, ext, a, write, gup)
                     continue
-                entry = mm.pt[ext] = PteTable(nr)
+                entry = PteTable(nr)
+                self._pt_set(mm, ext, entry)
             if isinstance(entry, Pmd):
                 if not (write and not entry.write):
                     continue
@@ -122,6 +115,7 @@ class FaultMixin:
             fresh = none | zero
             if fresh.any():
                 self._pte_none_faults(mm, ext, off[fresh], "write", gup)
+                entry = mm.pt[ext]
             wp = (~fresh) & (~entry.write[off])
             if wp.any():
                 wp_addrs.append(ext * nr + off[wp])
@@ -134,12 +128,13 @@ class FaultMixin:
         compound mapping, exclusive (5.19+), owned by ``mm`` (6.15)."""
         mem = self.mem
         h = mem.alloc_compound(self.nr)
-        mem.mapping[h] = vma.anon_vma
-        mem.index[h] = vma.linear_page_index(addr)
-        mem.cmc[h] = 1
-        mem.refcount[h] = 1
+        w = mem.w
+        w.mapping[h] = vma.anon_vma
+        w.index[h] = vma.linear_page_index(addr)
+        w.cmc[h] = 1
+        w.refcount[h] = 1
         if self.era.has_anon_exclusive:
-            mem.anon_exclusive[h] = True
+            w.anon_exclusive[h] = True
         if self.era.tracks_mm_ids:
             self._slots_change(mm, np.array([h]), +1)
         return h
@@ -152,11 +147,13 @@ class FaultMixin:
         starts = np.array([v.start for v in vmas])
         pgoffs = np.array([v.pgoff for v in vmas])
         avs = np.array([-1 if v.anon_vma is None else v.anon_vma for v in vmas], dtype=np.int64)
-        mem.mapping[pf] = avs[vidx]
-        mem.index[pf] = pgoffs[vidx] + (addrs - starts[vidx])
-        mem.mapcount[pf] = 1
-        mem.refcount[pf] = 1
-        mem.anon_exclusive[pf] = bool(self.era.has_anon_exclusive)
+        sl = slice(int(pf[0]), int(pf[-1]) + 1)  # alloc_small hands out a run of pfns
+        w = mem.w
+        w.mapping[sl] = avs[vidx]
+        w.index[sl] = pgoffs[vidx] + (addrs - starts[vidx])
+        w.mapcount[sl] = 1
+        w.refcount[sl] = 1
+        w.anon_exclusive[sl] = bool(self.era.has_anon_exclusive)
         return pf
 
     def _huge_fault(self, mm: Mm, vma: Vma, ext: int, addr: int, write: bool, gup: bool) -> None:
@@ -166,10 +163,10 @@ class FaultMixin:
         self.anon_vma_prepare(mm, vma)  # before the zero-page check, as the kernel does
         if write:
             h = self._new_thp(mm, vma, ext * nr)
-            mm.pt[ext] = Pmd(h, vma.write, True)
+            self._pt_set(mm, ext, Pmd(h, vma.write, True))
             self._record(mm, "write", "pmd", [addr], NEW, 0, [-1], gup)
         else:
-            mm.pt[ext] = Pmd(self.huge_zero_pfn, False, False)
+            self._pt_set(mm, ext, Pmd(self.huge_zero_pfn, False, False))
             self._record(mm, "read", "pmd", [addr], ZERO, 0, [-1], gup)
 
     def _huge_wp_fault(self, mm: Mm, ext: int, addr: int, gup: bool, unshare: bool = False) -> None:
@@ -188,7 +185,7 @@ class FaultMixin:
                 self._pte_none_faults(mm, ext, np.array([addr - ext * nr]), access, gup)
                 return
             self.anon_vma_prepare(mm, vma)
-            mm.pt[ext] = Pmd(self._new_thp(mm, vma, ext * nr), vma.write, True)
+            self._pt_set(mm, ext, Pmd(self._new_thp(mm, vma, ext * nr), vma.write, True))
             self._record(mm, access, "pmd", [addr], NEW, 0, [h + addr - ext * nr], gup)
             return
         d = self.era.do_huge_pmd_wp_page(self, mm, h, unshare)
@@ -198,10 +195,9 @@ class FaultMixin:
             if d.move:
                 self.page_move_anon_rmap(np.array([h]), [vma])
             if d.exclusive:
-                mem.anon_exclusive[h] = True
+                mem.w.anon_exclusive[h] = True
             if not unshare:
-                entry.write = vma.write
-                entry.dirty = True
+                self._pt_set(mm, ext, entry.but(write=vma.write, dirty=True))
             self._record(mm, access, "pmd", [addr], REUSE, 0, [h + addr - ext * nr], gup, d.cost)
             return
         if d.fallback:
@@ -213,9 +209,9 @@ class FaultMixin:
             raise ThpvizDefect("an era copied a whole THP on an unshare fault")
         self.anon_vma_prepare(mm, vma)
         h2 = self._new_thp(mm, vma, ext * nr)
-        mem.data[h2 : h2 + nr] = mem.data[h : h + nr]
-        mem.writer[h2 : h2 + nr] = mem.writer[h : h + nr]
-        mm.pt[ext] = Pmd(h2, vma.write, True)
+        mem.w.data[h2 : h2 + nr] = mem.data[h : h + nr]
+        mem.w.writer[h2 : h2 + nr] = mem.writer[h : h + nr]
+        self._pt_set(mm, ext, Pmd(h2, vma.write, True))
         self._pmd_unmap(mm, h)
         self._record(mm, access, "pmd", [addr], COW_HUGE, nr * PAGE_SIZE, [h + addr - ext * nr], gup, d.cost)
 
@@ -225,7 +221,7 @@ class FaultMixin:
         allocates a zeroed page (``wp_page_copy``) -- read-only and clean
         when it is an unshare fault (6.2+, R/O long-term pins)."""
         nr = self.nr
-        table = mm.pt[ext]
+        table = self._table_w(mm, ext)
         addrs = ext * nr + offs
         if access == "read":
             table.pfn[offs] = self.zero_pfn
@@ -234,7 +230,7 @@ class FaultMixin:
             self._record(mm, "read", "pte", addrs, ZERO, 0, np.full(len(addrs), -1), gup)
             return
         vidx = self._vma_index(mm, addrs)
-        for i in np.unique(vidx):
+        for i in uniq(vidx):
             self.anon_vma_prepare(mm, mm.vmas[i])
         old = table.pfn[offs].copy()  # -1, or the zero page
         pf = self._new_small(mm.vmas, vidx, addrs)
@@ -269,7 +265,7 @@ class FaultMixin:
             reuse[idx], move[idx], mark[idx] = d.reuse, d.move & d.reuse, d.exclusive & d.reuse
             _merge_cost(costs, d.cost, idx, n)
         if compound.any():
-            for h in np.unique(heads[compound]):
+            for h in uniq(heads[compound]):
                 sel = np.nonzero(heads == h)[0]
                 d = self.era.do_wp_page_thp(self, mm, int(h), pfns[sel] - h, unshare)
                 if d.bug:
@@ -278,11 +274,12 @@ class FaultMixin:
                 _merge_cost(costs, d.cost, sel, n)
         if move.any():
             self.page_move_anon_rmap(heads[move], [mm.vmas[i] for i in vidx[move]])
-        mem.anon_exclusive[pfns[mark]] = True
+        if mark.any():
+            mem.w.anon_exclusive[pfns[mark]] = True
         writable = np.array([v.write for v in mm.vmas], dtype=np.bool_)[vidx]
         ext = addrs // nr
         off = addrs % nr
-        tables = {int(e): mm.pt[int(e)] for e in np.unique(ext)}
+        tables = {int(e): self._table_w(mm, int(e)) for e in uniq(ext)}
         if not unshare:
             for e, t in tables.items():
                 m = (ext == e) & reuse
@@ -291,12 +288,12 @@ class FaultMixin:
         cow = ~reuse
         if cow.any():
             caddr = addrs[cow]
-            for i in np.unique(vidx[cow]):
+            for i in uniq(vidx[cow]):
                 self.anon_vma_prepare(mm, mm.vmas[i])
             old = pfns[cow]
             new = self._new_small(mm.vmas, vidx[cow], caddr)
-            mem.data[new] = mem.data[old]
-            mem.writer[new] = mem.writer[old]
+            mem.w.data[new] = mem.data[old]
+            mem.w.writer[new] = mem.writer[old]
             for e, t in tables.items():
                 m = ext[cow] == e
                 t.pfn[off[cow][m]] = new[m]
@@ -318,11 +315,8 @@ class FaultMixin:
             cost = self.era.anon_fault_cost(level, zero_map, n, self.nr)
         self.log.faults.append(
             FaultBatch(
-                mm.name, access, level, addrs,
-                np.broadcast_to(np.asarray(decision, dtype=np.int8), (n,)).copy(),
-                np.broadcast_to(np.asarray(copied, dtype=np.int64), (n,)).copy(),
-                np.broadcast_to(np.asarray(pfns, dtype=np.int64), (n,)).copy(),
-                gup, {k: np.broadcast_to(np.asarray(v, dtype=np.int64), (n,)).copy() for k, v in cost.items()},
+                mm.name, access, level, addrs, _per_fault(decision, n, np.int8), _per_fault(copied, n),
+                _per_fault(pfns, n), gup, {k: _per_fault(v, n) for k, v in cost.items()},
             )
         )
 
@@ -335,17 +329,20 @@ class FaultMixin:
         large = mem.nr[heads] > 1
         return mem.mapcount[pfns] + np.where(large, mem.cmc[heads] - mem.double_map[heads], 0)
 
-    def _stray(self, pfns: np.ndarray, own: np.ndarray, writer: Mm | None, what: str, where: str) -> None:
+    def _stray(self, pfns: np.ndarray, own: np.ndarray, writer: Mm | None, what: str, where) -> None:
         """``stray-write``: frames written for ``writer`` that another
         process maps too (private anonymous memory must never be written for
         two processes at once).  ``own`` says which frames the writer itself
         maps at the written address (an anonymous page is mapped at most once
-        per mm, so every other mapping belongs to another process)."""
+        per mm, so every other mapping belongs to another process).
+        ``where`` may be a function that makes the text (only a hit needs it)."""
         real = self.mem.kind[pfns] != KIND_ZERO
         pfns, own = pfns[real], np.asarray(own, dtype=np.bool_)[real]
         counts = self.page_mapcounts(pfns) - own
         hit = counts > 0
         if hit.any():
+            if callable(where):
+                where = where()
             f = int(pfns[hit][0])
             others = [m.name for m in self.alive_mms() if m is not writer and self._maps_frame(m, f)]
             self.log.event(
@@ -374,14 +371,17 @@ class FaultMixin:
         if (pf < 0).any():
             raise ThpvizDefect("write to an address that is not mapped after the fault")
         mem = self.mem
-        mem.data[pf] = self.clock
-        mem.writer[pf] = mm.id
+        mem.w.data[pf] = self.clock
+        mem.w.writer[pf] = mm.id
         for ext, a, b in self._extents(lo, hi):
             entry = mm.pt[ext]
             if isinstance(entry, Pmd):
-                entry.dirty = True
+                if not entry.dirty:
+                    self._pt_set(mm, ext, entry.but(dirty=True))
             else:
-                entry.dirty[a - ext * self.nr : b - ext * self.nr] = True
+                d = slice(a - ext * self.nr, b - ext * self.nr)
+                if not entry.dirty[d].all():
+                    self._table_w(mm, ext).dirty[d] = True
         held = (mem.pins[pf] + mem.refs[pf]) > 0
         if held.any():
             hit = set(pf[held].tolist())
@@ -393,7 +393,20 @@ class FaultMixin:
                         f"references through {pin.name}",
                         pin=pin.name,
                     )
-        self._stray(pf, np.ones(len(pf), dtype=np.bool_), mm, f"{mm.name}'s write to", mm.describe(lo, hi))
+        self._stray(pf, np.ones(len(pf), dtype=np.bool_), mm, f"{mm.name}'s write to", lambda: mm.describe(lo, hi))
+
+
+def _per_fault(v, n: int, dtype=np.int64) -> np.ndarray:
+    """One value per fault: a scalar becomes a read-only broadcast view (no
+    memory for a million equal values), an array a copy."""
+    a = np.asarray(v, dtype=dtype)
+    if a.ndim == 0:
+        if n <= 64:
+            return np.full(n, a, dtype=dtype)
+        return np.broadcast_to(a, (n,))
+    if a.shape == (n,):
+        return a.copy()
+    return np.broadcast_to(a, (n,)).copy()
 
 
 def _merge_cost(into: dict, cost: dict, idx: np.ndarray, n: int) -> None:

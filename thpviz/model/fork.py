@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .events import OpError
-from .mm import Pmd, PteTable
+from .mm import Pmd
 
 
 class ForkMixin:
@@ -42,11 +42,12 @@ class ForkMixin:
                     continue
                 if isinstance(entry, Pmd):
                     if self.is_zero(entry.head):
-                        c.pt[ext] = Pmd(entry.head, False, entry.dirty)
+                        self._pt_set(c, ext, Pmd(entry.head, False, entry.dirty))
                         continue
                     if self.era.copy_huge_pmd(self, parent, entry.head) == "share":
-                        entry.write = False
-                        c.pt[ext] = Pmd(entry.head, False, entry.dirty)
+                        if entry.write:
+                            self._pt_set(parent, ext, entry.but(write=False))
+                        self._pt_set(c, ext, Pmd(entry.head, False, entry.dirty))
                         self._pmd_map(c, entry.head)
                         continue
                     self.era.split_huge_pmd(self, parent, ext)
@@ -59,8 +60,10 @@ class ForkMixin:
                 if real.any():
                     copy[real] = self.era.copy_pte_range(self, parent, pf[real])
                 share = present & ~copy
-                entry.write[off[share]] = False  # shared entries are write-protected
-                ct = c.pt.setdefault(ext, PteTable(nr))
+                if entry.write[off[share]].any():
+                    entry = self._table_w(parent, ext)
+                    entry.write[off[share]] = False  # shared entries are write-protected
+                ct = self._pt_new_table(c, ext)
                 ct.pfn[off[share]] = pf[share]
                 ct.write[off[share]] = False
                 ct.dirty[off[share]] = entry.dirty[off[share]]
@@ -71,8 +74,8 @@ class ForkMixin:
                     # its entry as it was
                     idx = np.nonzero(copy)[0]
                     new = self._new_small([cv], np.zeros(len(idx), dtype=np.int64), a + idx)
-                    mem.data[new] = mem.data[pf[idx]]
-                    mem.writer[new] = mem.writer[pf[idx]]
+                    mem.w.data[new] = mem.data[pf[idx]]
+                    mem.w.writer[new] = mem.writer[pf[idx]]
                     ct.pfn[off[idx]] = new
                     ct.write[off[idx]] = cv.write
                     ct.dirty[off[idx]] = True
@@ -86,12 +89,15 @@ class ForkMixin:
         """exit/exec: unmap everything (``exit_mmap``, which also unlinks the
         anon_vmas); the pins the process took stay with the device, excused
         (the owner went away)."""
-        mm = self.mm(proc)
+        mm = self._mm_w(self.mm(proc))
         for v in list(mm.vmas):
             self._zap(mm, v.start, v.end, free_tables=False)
         mm.vmas = []
         mm.pt = {}
         mm.alive = False
+        alive = self._t.alive
+        if alive is not None:
+            alive.remove(mm)
         for pin in self.pins.values():
-            if pin.active and pin.owner == proc:
-                pin.excused[:] = True
+            if pin.active and pin.owner == proc and not pin.excused.all():
+                self._pin_w(pin).excused[:] = True

@@ -66,13 +66,14 @@ class GupMixin:
         mem = self.mem
         heads = mem.head[pf]
         if kind == "pin":
-            np.add.at(mem.pins, pf, 1)
+            mem.w.pins.add_at(pf, 1)
             self._get(heads, self.pin_weight(heads))
         else:
-            np.add.at(mem.refs, pf, 1)
+            mem.w.refs.add_at(pf, 1)
             self._get(heads)
-        if foll_pin:
-            mm.has_pinned = True
+        if foll_pin and not mm.has_pinned:
+            self._mm_w(mm).has_pinned = True
+        self._t.txn.pins.setdefault(name, None)
         self.pins[name] = self.new_pin(name, proc, kind, write, vas, pf)
 
     def new_pin(self, name, owner, kind, write, vas, pfns):
@@ -125,20 +126,20 @@ class GupMixin:
         mem = self.mem
         heads = mem.head[pin.pfns]
         if pin.kind == "pin":
-            np.add.at(mem.pins, pin.pfns, -1)
+            mem.w.pins.add_at(pin.pfns, -1)
             self._put(heads, self.pin_weight(heads))
         else:
-            np.add.at(mem.refs, pin.pfns, -1)
+            mem.w.refs.add_at(pin.pfns, -1)
             self._put(heads)
-        pin.active = False
+        self._pin_w(pin).active = False
 
     def dma_write(self, name: str) -> None:
         pin = self._active_pin(name)
         if not pin.write:
             raise OpError(f"dma_write {name}: the pin is read-only (IOMMU fault)")
         self.clock += 1
-        self.mem.data[pin.pfns] = self.clock
-        self.mem.writer[pin.pfns] = -2
+        self.mem.w.data[pin.pfns] = self.clock
+        self.mem.w.writer[pin.pfns] = -2
         self.log.event("dma", f"device wrote v{self.clock} through {name}", pin=name)
         owner = self.mms[pin.owner]
         own = self.lookup(owner, pin.vas) == pin.pfns

@@ -48,7 +48,11 @@ class Vma:
     avcs: tuple[int, ...] = ()
 
     def copy(self, **kw) -> "Vma":
-        return replace(self, **kw)
+        c = object.__new__(Vma)
+        c.__dict__.update(self.__dict__)
+        for k, v in kw.items():
+            setattr(c, k, v)
+        return c
 
     def linear_page_index(self, addr):
         """``linear_page_index(vma, address)``."""
@@ -58,34 +62,51 @@ class Vma:
         return self.start <= addr < self.end
 
 
-@dataclass
+@dataclass(frozen=True)
 class Pmd:
     """A present huge PMD entry mapping the THP whose head is ``head``, with
-    its write and dirty bits."""
+    its write and dirty bits.  Immutable: a changed entry is a new ``Pmd``
+    (so a snapshot can share the old one)."""
 
     head: int
     write: bool
     dirty: bool = False
 
     def copy(self) -> "Pmd":
-        return Pmd(self.head, self.write, self.dirty)
+        return self
+
+    def but(self, **kw) -> "Pmd":
+        """This entry with some bits changed."""
+        return replace(self, **kw)
 
 
 class PteTable:
     """A page table of ``nr`` PTEs: the pfn each maps (-1 for none), its write
     bit and its dirty bit (set by the hardware on a write through the entry,
-    and by the fault paths that map a page for writing)."""
+    and by the fault paths that map a page for writing).
+
+    A table is written only by the statement that created or copied it; when
+    the statement ends the world freezes it (its arrays become read-only) and
+    from then on snapshots and clones share it, and a later write goes to a
+    copy (``World._table_w``)."""
 
     __slots__ = ("pfn", "write", "dirty")
 
     def __init__(self, nr: int, pfn=None, write=None, dirty=None):
-        self.pfn = np.full(nr, -1, dtype=np.int64) if pfn is None else pfn
+        self.pfn = np.full(nr, -1, dtype=np.int32) if pfn is None else np.asarray(pfn, dtype=np.int32)
         n = len(self.pfn)
         self.write = np.zeros(n, dtype=np.bool_) if write is None else write
         self.dirty = np.zeros(n, dtype=np.bool_) if dirty is None else dirty
 
     def copy(self) -> "PteTable":
-        return PteTable(0, self.pfn.copy(), self.write.copy(), self.dirty.copy())
+        t = PteTable.__new__(PteTable)
+        t.pfn, t.write, t.dirty = self.pfn.copy(), self.write.copy(), self.dirty.copy()
+        return t
+
+    def freeze(self) -> None:
+        self.pfn.flags.writeable = False
+        self.write.flags.writeable = False
+        self.dirty.flags.writeable = False
 
     def empty(self) -> bool:
         return not bool((self.pfn >= 0).any())
@@ -106,11 +127,13 @@ class Mm:
     has_pinned: bool = False
 
     def clone(self) -> "Mm":
+        """A copy with its own VMAs; the page-table entries are shared (they
+        are frozen between statements, see :class:`PteTable`)."""
         return Mm(
             self.name,
             self.id,
             [v.copy() for v in self.vmas],
-            {k: e.copy() for k, e in self.pt.items()},
+            dict(self.pt),
             dict(self.regions),
             self.alive,
             self.has_pinned,

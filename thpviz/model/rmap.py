@@ -42,6 +42,7 @@ class RmapMixin:
         flags and offsets)."""
         if vma.anon_vma is not None:
             return vma.anon_vma
+        self._mm_w(mm)
         for other in mm.vmas:
             if other is vma or other.anon_vma is None or len(other.avcs) != 1:
                 continue
@@ -52,6 +53,19 @@ class RmapMixin:
         vma.anon_vma, vma.avcs = av.id, (av.id,)
         return av.id
 
+    def _anon_vma_children(self, av_id: int) -> list[int]:
+        """Ids of the anon_vmas whose parent is ``av_id`` (an index kept
+        alongside ``anon_vmas``, which only grows)."""
+        t = self._t
+        n, index = t.children
+        avs = self.anon_vmas
+        if n > len(avs):
+            n, index = 0, {}
+        for a in avs[n:]:
+            index.setdefault(a.parent, []).append(a.id)
+        t.children = (len(avs), index)
+        return index.get(av_id, [])
+
     def _live_vmas(self, extra: tuple = ()):
         for m in self.mms.values():
             if m.alive:
@@ -59,22 +73,19 @@ class RmapMixin:
         yield from extra
 
     def anon_vma_census(self, extra: tuple = ()) -> tuple[dict, dict]:
-        """``num_active_vmas`` and ``num_children`` of every anon_vma (see the
+        """``num_active_vmas`` and ``num_children`` of the anon_vmas (see the
         module docstring), counted once from the live VMAs; ``extra`` are
-        VMAs being built that already count."""
-        vmas = list(self._live_vmas(extra))
+        VMAs being built that already count.  Returns two dicts, anon_vma id
+        -> count; ``children`` is filled lazily (an anon_vma's children are
+        looked up in an index of the hierarchy, so a fork costs what the
+        parent's chain holds, not the whole history of anon_vmas)."""
         active: dict[int, int] = {}
         linked: set[int] = set()
-        for v in vmas:
+        for v in self._live_vmas(extra):
             if v.anon_vma is not None:
                 active[v.anon_vma] = active.get(v.anon_vma, 0) + 1
             linked.update(v.avcs)
-        children: dict[int, int] = {}
-        for a in self.anon_vmas:
-            if a.id in linked:
-                # a child with a non-empty tree; the root counts itself
-                children[a.parent] = children.get(a.parent, 0) + 1
-        return active, children
+        return active, _Children(self, linked)
 
     def anon_vma_counts(self, av_id: int, extra: tuple = ()) -> tuple[int, int]:
         """``(num_active_vmas, num_children)`` of anon_vma ``av_id``."""
@@ -110,7 +121,9 @@ class RmapMixin:
         becomes the faulting VMA's anon_vma."""
         mem = self.mem
         for h, v in zip(np.asarray(heads).tolist(), vmas):
-            mem.mapping[h] = -1 if v.anon_vma is None else v.anon_vma
+            av = -1 if v.anon_vma is None else v.anon_vma
+            if mem.mapping[h] != av:
+                mem.w.mapping[h] = av
 
     # ---------------------------------------------------------------- rmap
     def rmap_walk(self, h: int):
@@ -153,3 +166,22 @@ class RmapMixin:
                     lo, hi = int(addrs[run[0]]), int(addrs[run[-1]]) + 1
                     (reached if ok[run[0]] else missed).append((mm, lo, hi, level))
         return reached, missed
+
+
+class _Children(dict):
+    """``num_children`` by anon_vma id, computed on first lookup: children
+    whose tree is not empty (some live VMA links them), the root counting
+    itself while its own tree is not empty."""
+
+    def __init__(self, world, linked: set):
+        super().__init__()
+        self._world, self._linked = world, linked
+
+    def __missing__(self, av_id):
+        linked = self._linked
+        n = sum(1 for c in self._world._anon_vma_children(av_id) if c in linked)
+        self[av_id] = n
+        return n
+
+    def get(self, av_id, default=None):
+        return self[av_id]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .arrays import uniq
 from .events import OpError, ThpvizDefect
 from .memmap import KIND_ZERO
 from .mm import Mm, Pmd, PteTable
@@ -31,30 +32,31 @@ class VmaOpsMixin:
             self.split_huge_zero_pmd(mm, ext)
             return
         dirty = bool(entry.dirty) and self.era.split_keeps_dirty
-        mm.pt[ext] = PteTable(
-            nr, np.arange(h, h + nr, dtype=np.int64), np.full(nr, entry.write, dtype=np.bool_),
+        self._pt_set(mm, ext, PteTable(
+            nr, np.arange(h, h + nr, dtype=np.int32), np.full(nr, entry.write, dtype=np.bool_),
             np.full(nr, dirty, dtype=np.bool_),
-        )
-        mem.refcount[h] += nr - 1
-        mem.mapcount[h : h + nr] += 1
+        ))
+        w = mem.w
+        w.refcount[h] += nr - 1
+        w.mapcount[h : h + nr] += 1
         if self.era.tracks_mm_ids:
             self._slots_change(mm, np.full(nr, h), +1)
         if self.era.has_double_map and mem.cmc[h] > 1 and not mem.double_map[h]:
-            mem.double_map[h] = True
-            mem.mapcount[h : h + nr] += 1
-        mem.cmc[h] -= 1
+            w.double_map[h] = True
+            w.mapcount[h : h + nr] += 1
+        w.cmc[h] -= 1
         if mem.cmc[h] == 0 and mem.double_map[h]:
-            mem.double_map[h] = False
-            mem.mapcount[h : h + nr] -= 1
+            w.double_map[h] = False
+            w.mapcount[h : h + nr] -= 1
         if self.era.tracks_mm_ids:
             self._slots_change(mm, np.array([h]), -1)
         if mem.anon_exclusive[h]:
-            mem.anon_exclusive[h : h + nr] = True
+            w.anon_exclusive[h : h + nr] = True
 
     def split_huge_zero_pmd(self, mm: Mm, ext: int) -> None:
         """``__split_huge_zero_page_pmd``: the huge zero PMD becomes PTEs of
         the small zero page, read-only."""
-        mm.pt[ext] = PteTable(self.nr, np.full(self.nr, self.zero_pfn, dtype=np.int64))
+        self._pt_set(mm, ext, PteTable(self.nr, np.full(self.nr, self.zero_pfn, dtype=np.int32)))
 
     def _compound_to_order0(self, h: int) -> None:
         """Turn compound page ``h`` into ``nr`` order-0 pages once no PMD maps
@@ -62,19 +64,21 @@ class VmaOpsMixin:
         PageAnonExclusive."""
         mem, n = self.mem, int(self.mem.nr[h])
         fr = np.arange(h, h + n)
+        sl = slice(h, h + n)
         if mem.cmc[h] != 0 or mem.double_map[h]:
             raise ThpvizDefect("compound page split while still PMD-mapped")
-        mem.head[fr] = fr
-        mem.nr[fr] = 1
-        mem.refcount[fr] = mem.mapcount[fr] + mem.pins[fr] * self.pin_weight(fr) + mem.refs[fr]
-        mem.mapping[fr] = mem.mapping[h]
-        mem.index[fr] = mem.index[h] + np.arange(n)
-        mem.origin[fr] = h
-        mem.freed[fr] = mem.refcount[fr] == 0
-        mem.anon_exclusive[fr] &= ~mem.freed[fr]
+        w = mem.w
+        w.head[sl] = fr
+        w.nr[sl] = 1
+        w.refcount[sl] = mem.mapcount[sl] + mem.pins[sl] * self.pin_weight(fr) + mem.refs[sl]
+        w.mapping[sl] = mem.mapping[h]
+        w.index[sl] = mem.index[h] + np.arange(n)
+        w.origin[sl] = h
+        w.freed[sl] = mem.refcount[sl] == 0
+        w.anon_exclusive[sl] &= ~mem.freed[sl]
         for f in ("slot_mm", "slot_count", "slot_mm2", "slot_count2"):
-            getattr(mem, f)[h] = 0
-        mem.maybe_shared[h] = False
+            getattr(w, f)[h] = 0
+        w.maybe_shared[h] = False
 
     def split_huge_page_whole(self, h: int) -> None:
         """4.4 ``split_huge_page``: split the compound page and every PMD that
@@ -95,13 +99,13 @@ class VmaOpsMixin:
                 continue
             done.add((mm.name, ext))
             entry = mm.pt[ext]
-            mm.pt[ext] = PteTable(
-                nr, np.arange(h, h + nr, dtype=np.int64), np.full(nr, entry.write, dtype=np.bool_),
+            self._pt_set(mm, ext, PteTable(
+                nr, np.arange(h, h + nr, dtype=np.int32), np.full(nr, entry.write, dtype=np.bool_),
                 np.full(nr, entry.dirty, dtype=np.bool_),
-            )
+            ))
             n_pmd += 1
-        mem.cmc[h] = 0
-        mem.mapcount[h : h + nr] = n_pmd
+        mem.w.cmc[h] = 0
+        mem.w.mapcount[h : h + nr] = n_pmd
         self._compound_to_order0(h)
 
     def split_huge_page(self, h: int) -> bool:
@@ -140,6 +144,7 @@ class VmaOpsMixin:
         vma = mm.find_vma(addr)
         if vma is None or vma.start == addr:
             return
+        self._mm_w(mm)
         if addr % self.nr:
             ext = addr // self.nr
             if isinstance(mm.pt.get(ext), Pmd):
@@ -163,6 +168,7 @@ class VmaOpsMixin:
     def _merge_vmas(self, mm: Mm) -> None:
         """``vma_merge`` after mprotect/madvise: adjacent VMAs with the same
         flags, anon_vma and contiguous offsets become one."""
+        self._mm_w(mm)
         out: list = []
         for v in sorted(mm.vmas, key=lambda v: v.start):
             p = out[-1] if out else None
@@ -187,33 +193,38 @@ class VmaOpsMixin:
                 continue
             if isinstance(entry, Pmd):
                 if b - a == nr:
-                    del mm.pt[ext]
+                    self._pt_del(mm, ext)
                     self._pmd_unmap(mm, entry.head)
                     continue
                 self.era.split_huge_pmd(self, mm, ext)
                 entry = mm.pt[ext]
-            off = np.arange(a - ext * nr, b - ext * nr)
-            pf = entry.pfn[off]
+            off = slice(a - ext * nr, b - ext * nr)
+            pf = entry.pfn[off].copy()
             present = pf >= 0
-            entry.pfn[off] = -1
-            entry.write[off] = False
-            entry.dirty[off] = False
-            self._pte_unmap(mm, pf[present])
+            if present.any() or entry.write[off].any() or entry.dirty[off].any():
+                entry = self._table_w(mm, ext)
+                entry.pfn[off] = -1
+                entry.write[off] = False
+                entry.dirty[off] = False
+                self._pte_unmap(mm, pf[present])
             if free_tables and entry.empty() and not mm.vmas_in(ext * nr, ext * nr + nr):
-                del mm.pt[ext]
+                self._pt_del(mm, ext)
 
     def _excuse_pins(self, mm: Mm, lo: int, hi: int) -> None:
         """The owner unmapped or discarded these addresses itself: its pins
         there no longer promise anything (Jerome's guarantee excludes it)."""
         for pin in self.pins.values():
             if pin.active and pin.owner == mm.name:
-                pin.excused |= (pin.vas >= lo) & (pin.vas < hi)
+                m = (pin.vas >= lo) & (pin.vas < hi)
+                if (m & ~pin.excused).any():
+                    self._pin_w(pin).excused |= m
 
     # ------------------------------------------------------------ operations
     def munmap(self, proc: str, lo: int, hi: int) -> None:
         mm = self.mm(proc)
         self._split_vma_at(mm, lo)
         self._split_vma_at(mm, hi)
+        self._mm_w(mm)
         mm.vmas = [v for v in mm.vmas if not (v.start >= lo and v.end <= hi)]
         self._zap(mm, lo, hi, free_tables=True)
         self._excuse_pins(mm, lo, hi)
@@ -235,6 +246,7 @@ class VmaOpsMixin:
         if not mm.covered(lo, hi):
             raise OpError(f"{what} {mm.describe(lo, hi)}: range not mapped (-ENOMEM)")
         for v in self._split_changing(mm, lo, hi, lambda v: v.dontcopy != dontcopy):
+            self._mm_w(mm)
             v.dontcopy = dontcopy
         self._merge_vmas(mm)
 
@@ -262,6 +274,7 @@ class VmaOpsMixin:
         changing = self._split_changing(mm, lo, hi, lambda v: v.write != write)
         era, mem, nr = self.era, self.mem, self.nr
         for v in changing:
+            self._mm_w(mm)
             v.write = write
             for ext, a, b in self._extents(v.start, v.end):
                 entry = mm.pt.get(ext)
@@ -269,14 +282,16 @@ class VmaOpsMixin:
                     continue
                 if isinstance(entry, Pmd):
                     if not write:
-                        entry.write = False
+                        if entry.write:
+                            self._pt_set(mm, ext, entry.but(write=False))
                     elif (era.mprotect_upgrade_pmd and mem.kind[entry.head] != KIND_ZERO
-                          and mem.anon_exclusive[entry.head]):
-                        entry.write = True
+                          and mem.anon_exclusive[entry.head]) and not entry.write:
+                        self._pt_set(mm, ext, entry.but(write=True))
                     continue
                 off = slice(a - ext * nr, b - ext * nr)
                 if not write:
-                    entry.write[off] = False
+                    if entry.write[off].any():
+                        self._table_w(mm, ext).write[off] = False
                     continue
                 if not era.mprotect_upgrade_pte:
                     continue
@@ -286,7 +301,8 @@ class VmaOpsMixin:
                 ok &= mem.anon_exclusive[np.maximum(pf, 0)]
                 if era.mprotect_upgrade_pte == "dirty":
                     ok &= entry.dirty[off]
-                entry.write[off] |= ok
+                if (ok & ~entry.write[off]).any():
+                    self._table_w(mm, ext).write[off] |= ok
         self._merge_vmas(mm)
 
     def mremap(self, proc: str, lo: int, hi: int, new_region: str, aligned: bool = True) -> None:
@@ -310,6 +326,7 @@ class VmaOpsMixin:
         nr = self.nr
         base = self._alloc_va(hi - lo + lo % nr + 1)
         dst = base + lo % nr + (0 if aligned else 1)
+        self._mm_w(mm)
         self._split_vma_at(mm, lo)
         self._split_vma_at(mm, hi)
         if not aligned:
@@ -329,28 +346,30 @@ class VmaOpsMixin:
             if isinstance(entry, Pmd):
                 # only whole PMDs are left (a straddling one was split by
                 # _split_vma_at, and every one when the move is unaligned)
-                del mm.pt[ext]
-                mm.pt[(a + delta) // nr] = entry
+                self._pt_del(mm, ext)
+                self._pt_set(mm, (a + delta) // nr, entry, new=False)
                 continue
             off = np.arange(a - ext * nr, b - ext * nr)
             pf, wr, dt_ = entry.pfn[off].copy(), entry.write[off].copy(), entry.dirty[off].copy()
+            entry = self._table_w(mm, ext)
             entry.pfn[off] = -1
             entry.write[off] = False
             entry.dirty[off] = False
             dst_addr = ext * nr + off + delta
-            for de in np.unique(dst_addr // nr):
+            for de in uniq(dst_addr // nr):
                 sel = dst_addr // nr == de
-                dt = mm.pt.setdefault(int(de), PteTable(nr))
+                dt = self._pt_new_table(mm, int(de))
                 where = dst_addr[sel] - de * nr
                 dt.pfn[where] = pf[sel]
                 dt.write[where] = wr[sel]
                 dt.dirty[where] = dt_[sel]
             if entry.empty() and not mm.vmas_in(ext * nr, ext * nr + nr):
-                del mm.pt[ext]
+                self._pt_del(mm, ext)
         for pin in self.pins.values():
             if pin.active and pin.owner == proc:
                 m = (pin.vas >= lo) & (pin.vas < hi)
-                pin.vas[m] += delta
+                if m.any():
+                    self._pin_w(pin).vas[m] += delta
         mm.regions[new_region] = (dst, hi - lo)
 
     def split_pmd(self, proc: str, lo: int, hi: int) -> None:

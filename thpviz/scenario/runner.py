@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import operator
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .. import invariants
-from ..model.events import DECISIONS, Event, FaultBatch, OpError
+from ..model.events import DECISIONS, Event, FaultBatch, OpError, ThpvizDefect
 from ..model.memmap import KIND_ZERO
+from ..model.snapshots import Recorder, Snapshots
 from ..model.world import World
 from .parser import Scenario, Statement
 
@@ -38,8 +40,9 @@ class Run:
     steps: list[StepResult]
     world: World
     #: world after each step (only with keep_snapshots); snapshots[0] is the
-    #: empty world before the first statement
-    snapshots: list[World] | None = None
+    #: empty world before the first statement.  A sequence of worlds: a
+    #: list, or the lazy :class:`~thpviz.model.snapshots.Snapshots` of run()
+    snapshots: Sequence[World] | None = None
 
     @property
     def violations(self) -> set[str]:
@@ -170,48 +173,77 @@ def evaluate_assert(world: World, era, st: Statement):
     return held, value, f"{text}: {a['func']} is {value} ({where})"
 
 
-def execute(world: World, era, st: Statement) -> tuple[World, StepResult]:
-    """Carry out one statement: an assert is evaluated, an operation applied
-    (a refused one is rolled back to a clone), then the invariants are
-    checked (a counter inconsistency raises ThpvizDefect).  Returns the world
-    after the step -- the clone, if the operation was refused."""
+def execute(world: World, era, st: Statement, check: str = "scoped") -> tuple[World, StepResult]:
+    """Carry out one statement on ``world``: an assert is evaluated, an
+    operation applied -- one the modelled kernel refuses is rolled back from
+    the world's undo journal, so it leaves the world as it was -- and the
+    statement is committed; then the invariants are checked (a counter
+    inconsistency raises ThpvizDefect).
+
+    ``check``: ``"scoped"`` (the default) checks what the statement touched
+    (:class:`thpviz.invariants.ScopedChecker`), ``"full"`` the whole world
+    (:func:`thpviz.invariants.check`), ``"both"`` does both and raises
+    ThpvizDefect if they disagree.  Returns ``(world, step)``: the same
+    world object, changed in place."""
     res = StepResult(st)
+    checker = invariants.scoped_checker(world) if check != "full" else None
     if st.op == "assert":
         if st.args["eras"] is None or era.id in st.args["eras"]:
             res.assertion = evaluate_assert(world, era, st)
     else:
-        backup = world.clone()
         world.log.faults.clear()
         world.log.events.clear()
         try:
             _apply(world, st)
         except OpError as e:
-            world = backup
+            world.rollback()
+            world.log.faults.clear()
+            world.log.events.clear()
             res.error = str(e)
         else:
             # batches in address order (the world logs PMD and new-page
             # faults as it meets them and write-protect faults together)
             res.faults = sorted(world.log.faults, key=lambda f: int(f.addrs.min()))
             res.events = list(world.log.events)
+    world.commit()
     for ev in res.events:
         if ev.kind in invariants.EVENT_VIOLATIONS:
             res.violations.setdefault(ev.kind, []).append(ev.message)
-    for kind, details in invariants.check(world).items():
+    found = checker.check(world) if checker is not None else invariants.check(world)
+    if check == "both":
+        full = invariants.check(world)
+        if full != found:
+            raise ThpvizDefect(f"line {st.line}: the scoped check found {found}, the full check {full}")
+    for kind, details in found.items():
         res.violations[kind] = details
     return world, res
 
 
-def run(scn: Scenario, era, keep_snapshots: bool = False) -> Run:
-    """Run every statement under ``era`` (see :func:`execute`)."""
+def run(scn: Scenario, era, keep_snapshots: bool = False, check: str = "scoped") -> Run:
+    """Run every statement under ``era`` (see :func:`execute`), then check
+    the final world in full (:func:`thpviz.invariants.check`): a counter
+    inconsistency anywhere, or state violations other than the scoped check
+    of the last step found, raise ThpvizDefect -- so ``thpviz check`` and
+    every run end with the full check.  With ``keep_snapshots`` the run's
+    ``snapshots`` hold the world before the first statement and after each
+    one (:class:`thpviz.model.snapshots.Snapshots`: built on demand, sharing
+    what steps did not change)."""
     world = World(era, scn.thp)
     steps: list[StepResult] = []
-    snaps = [world.clone()] if keep_snapshots else None
+    rec = Recorder(world) if keep_snapshots else None
     for st in scn.statements:
-        world, res = execute(world, era, st)
+        world, res = execute(world, era, st, check)
         steps.append(res)
-        if keep_snapshots:
-            snaps.append(world.clone())
-    return Run(scn, era, steps, world, snaps)
+        if rec is not None:
+            rec.snap(world)
+    if check == "scoped" and steps:
+        # the full check once, on the final world: it must find what the
+        # scoped checks of the last step found
+        last = {k: v for k, v in steps[-1].violations.items() if k in invariants.STATE_VIOLATIONS}
+        full = invariants.check(world)
+        if full != last:
+            raise ThpvizDefect(f"after the last statement the full check found {full}, the scoped check {last}")
+    return Run(scn, era, steps, world, Snapshots(rec) if rec is not None else None)
 
 
 def eras_for(scn: Scenario, requested=None, default_all=True):
