@@ -106,7 +106,7 @@ class _Track(Hidden):
         #: field -> {chunk number: contents before the first write}
         self.journal: dict[str, dict[int, np.ndarray]] = {}
         #: (size, thp_serial, small_serial) when the statement began
-        self.start = None
+        self.start: tuple[int, int, int] | None = None
         #: fields whose array another MemMap (a clone) shares
         self.shared: set[str] = set()
         #: field -> {chunk number: Cell viewing the live array}
@@ -114,7 +114,7 @@ class _Track(Hidden):
         #: tests: keep the arrays read-only between tracked writes, so an
         #: untracked write fails where it happens
         self.strict = False
-        self.writers = None
+        self.writers: _Writers | None = None
 
 
 class FieldWriter(Hidden):
@@ -236,10 +236,36 @@ class _Writers(Hidden):
     """``mem.w``: one :class:`FieldWriter` per field, as attributes (made
     when first asked for)."""
 
-    def __init__(self, mem):
+    # declarations for the type checker, one per field of MemMap._FIELDS
+    # (no class attributes: ``__getattr__`` makes each writer)
+    _mem: MemMap
+    refcount: FieldWriter
+    mapcount: FieldWriter
+    cmc: FieldWriter
+    double_map: FieldWriter
+    head: FieldWriter
+    nr: FieldWriter
+    mapping: FieldWriter
+    index: FieldWriter
+    pins: FieldWriter
+    refs: FieldWriter
+    anon_exclusive: FieldWriter
+    slot_mm: FieldWriter
+    slot_count: FieldWriter
+    slot_mm2: FieldWriter
+    slot_count2: FieldWriter
+    maybe_shared: FieldWriter
+    data: FieldWriter
+    writer: FieldWriter
+    freed: FieldWriter
+    kind: FieldWriter
+    serial: FieldWriter
+    origin: FieldWriter
+
+    def __init__(self, mem: MemMap):
         object.__setattr__(self, "_mem", mem)
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> FieldWriter:
         if name not in _FIELD_NAMES:
             raise AttributeError(name)
         w = FieldWriter(self._mem, name)
@@ -312,6 +338,31 @@ class MemMap:
         ("origin", np.int32, -1),
     )
 
+    # the field arrays, for the type checker (one per entry of _FIELDS; each
+    # is an instance attribute set where the memmap is made, no class attribute)
+    refcount: np.ndarray
+    mapcount: np.ndarray
+    cmc: np.ndarray
+    double_map: np.ndarray
+    head: np.ndarray
+    nr: np.ndarray
+    mapping: np.ndarray
+    index: np.ndarray
+    pins: np.ndarray
+    refs: np.ndarray
+    anon_exclusive: np.ndarray
+    slot_mm: np.ndarray
+    slot_count: np.ndarray
+    slot_mm2: np.ndarray
+    slot_count2: np.ndarray
+    maybe_shared: np.ndarray
+    data: np.ndarray
+    writer: np.ndarray
+    freed: np.ndarray
+    kind: np.ndarray
+    serial: np.ndarray
+    origin: np.ndarray
+
     #: pfns are stored as int32 (in ``head``, ``origin`` and the page tables)
     MAX_FRAMES = 2**31 - 1
 
@@ -367,7 +418,7 @@ class MemMap:
         return new
 
     # -- statements: commit and roll back ---------------------------------------
-    def take_journal(self) -> tuple[dict, tuple | None]:
+    def take_journal(self) -> tuple[dict[str, dict[int, np.ndarray]], tuple[int, int, int] | None]:
         """End the statement: return (journal, (size, serials) at its start)
         and forget them."""
         t = self._t

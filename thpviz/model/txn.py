@@ -19,8 +19,14 @@ the pins it changes, the anon_vmas and counters it adds -- so that
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .memmap import Hidden
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .mm import Mm, Pmd, PteTable, Vma
 
 
 @dataclass
@@ -28,8 +34,8 @@ class MmSaved:
     """A process as it was before the statement first changed it.  Regions
     are only ever added, so only their number is kept."""
 
-    vmas: list
-    pt: dict
+    vmas: list[Vma]
+    pt: dict[int, Pmd | PteTable]
     n_regions: int
     alive: bool
     has_pinned: bool
@@ -40,16 +46,16 @@ class Txn(Hidden):
 
     def __init__(self, world):
         #: process name -> MmSaved, or None for a process the statement created
-        self.mms: dict = {}
+        self.mms: dict[str, MmSaved | None] = {}
         #: pin name -> the pin before the statement (a clone), or None: new
         self.pins: dict = {}
         #: id -> page-table entry created or copied by this statement
-        self.owned: dict = {}
+        self.owned: dict[int, Pmd | PteTable] = {}
         self.n_anon_vmas = len(world.anon_vmas)
         self.scalars = (world.clock, world.next_va, world.mm_serial)
         #: the memmap's journal and (size, serials) at the start, set at commit
-        self.mem = None
-        self.mem_start = None
+        self.mem: dict[str, dict[int, np.ndarray]] | None = None
+        self.mem_start: tuple[int, int, int] | None = None
 
     def empty(self) -> bool:
         return not (self.mms or self.pins or self.mem)
@@ -65,6 +71,6 @@ class Tracker(Hidden):
         self.txn = Txn(world)
         self.listeners: list = []
         #: cached list of the live processes (None: to be rebuilt)
-        self.alive = None
+        self.alive: list[Mm] | None = None
         #: (number of anon_vmas indexed, parent id -> child ids)
         self.children: tuple[int, dict] = (0, {})
