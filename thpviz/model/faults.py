@@ -18,9 +18,10 @@ from .arrays import uniq
 from .events import COW_HUGE, COW_SMALL, NEW, REUSE, ZERO, FaultBatch, OpError, ThpvizDefect
 from .memmap import KIND_ZERO, PAGE_SIZE
 from .mm import Mm, Pmd, PteTable, Vma
+from .worldbase import WorldBase
 
 
-class FaultMixin:
+class FaultMixin(WorldBase):
     # --------------------------------------------------------------- access
     def access(self, proc: str, lo: int, hi: int, write: bool) -> None:
         """A CPU read or write of every subpage of [lo, hi)."""
@@ -116,6 +117,7 @@ class FaultMixin:
             if fresh.any():
                 self._pte_none_faults(mm, ext, off[fresh], "write", gup)
                 entry = mm.pt[ext]
+                assert isinstance(entry, PteTable)  # still PTEs, now written
             wp = (~fresh) & (~entry.write[off])
             if wp.any():
                 wp_addrs.append(ext * nr + off[wp])
@@ -174,8 +176,9 @@ class FaultMixin:
         write-protected PMD."""
         nr, mem = self.nr, self.mem
         entry = mm.pt[ext]
-        h = entry.head
         vma = mm.find_vma(ext * nr)
+        assert isinstance(entry, Pmd) and vma is not None  # a PMD mapped inside a VMA
+        h = entry.head
         access = "unshare" if unshare else "write"
         if mem.kind[h] == KIND_ZERO:
             if self.era.pmd_fallback:

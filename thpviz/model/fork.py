@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from .events import OpError
-from .mm import Pmd
+from .mm import Pmd, PteTable
+from .worldbase import WorldBase
 
 
-class ForkMixin:
+class ForkMixin(WorldBase):
     def fork(self, proc: str, child: str) -> None:
         """``dup_mmap``: copy every VMA without VM_DONTCOPY, link it into the
         parent's anon_vma hierarchy (``anon_vma_fork``, which may reuse an
@@ -52,6 +53,7 @@ class ForkMixin:
                         continue
                     self.era.split_huge_pmd(self, parent, ext)
                     entry = parent.pt[ext]
+                    assert isinstance(entry, PteTable)  # the split left PTEs
                 off = np.arange(a - ext * nr, b - ext * nr)
                 pf = entry.pfn[off]
                 present = pf >= 0

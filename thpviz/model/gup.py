@@ -9,6 +9,7 @@ import numpy as np
 from .events import OpError
 from .memmap import KIND_ZERO
 from .mm import Mm, Pmd
+from .worldbase import WorldBase
 
 
 @dataclass
@@ -34,7 +35,7 @@ class Pin:
         )
 
 
-class GupMixin:
+class GupMixin(WorldBase):
     def gup(self, proc: str, lo: int, hi: int, write: bool, kind: str, name: str) -> None:
         """``get_user_pages`` / ``pin_user_pages``.
 

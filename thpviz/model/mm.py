@@ -119,7 +119,7 @@ class Mm:
     name: str
     id: int
     vmas: list[Vma] = field(default_factory=list)
-    pt: dict[int, object] = field(default_factory=dict)
+    pt: dict[int, Pmd | PteTable] = field(default_factory=dict)
     regions: dict[str, tuple[int, int]] = field(default_factory=dict)
     alive: bool = True
     #: ``mm->has_pinned`` (5.9, 008cfe4418b3; MMF_HAS_PINNED later): this mm

@@ -20,13 +20,19 @@ fork chains do not grow the hierarchy without bound.  Up to 5.19 the test is
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .memmap import KIND_ZERO
 from .mm import AnonVma, Mm, Pmd, Vma
+from .worldbase import WorldBase
+
+if TYPE_CHECKING:
+    from .worldbase import RmapRun
 
 
-class RmapMixin:
+class RmapMixin(WorldBase):
     # ------------------------------------------------------------- anon_vma
     def _new_anon_vma(self, parent: AnonVma | None) -> AnonVma:
         i = len(self.anon_vmas)
@@ -126,7 +132,7 @@ class RmapMixin:
                 mem.w.mapping[h] = av
 
     # ---------------------------------------------------------------- rmap
-    def rmap_walk(self, h: int):
+    def rmap_walk(self, h: int) -> tuple[list[RmapRun], list[RmapRun]]:
         """``rmap_walk_anon`` for page ``h``: visit the VMAs linked to
         ``page->mapping``'s anon_vma and find the entries that map the page.
         Returns (reached, unreached): lists of (mm, lo, hi, level) runs; the
@@ -138,7 +144,8 @@ class RmapMixin:
             return [], []  # the zero pages are not anonymous: no rmap
         n = int(mem.nr[h])
         av = int(mem.mapping[h])
-        reached, missed = [], []
+        reached: list[RmapRun] = []
+        missed: list[RmapRun] = []
         for mm in self.alive_mms():
             for ext, entry in mm.pt.items():
                 base = ext * nr

@@ -10,9 +10,10 @@ from .arrays import uniq
 from .events import OpError, ThpvizDefect
 from .memmap import KIND_ZERO
 from .mm import Mm, Pmd, PteTable
+from .worldbase import WorldBase
 
 
-class VmaOpsMixin:
+class VmaOpsMixin(WorldBase):
     # ------------------------------------------------------------ splitting
     def split_huge_pmd(self, mm: Mm, ext: int) -> None:
         """``__split_huge_pmd_locked`` (4.5+): one PMD becomes ``nr`` PTEs of
@@ -198,6 +199,7 @@ class VmaOpsMixin:
                     continue
                 self.era.split_huge_pmd(self, mm, ext)
                 entry = mm.pt[ext]
+                assert isinstance(entry, PteTable)  # the split left PTEs
             off = slice(a - ext * nr, b - ext * nr)
             pf = entry.pfn[off].copy()
             present = pf >= 0
@@ -334,6 +336,7 @@ class VmaOpsMixin:
                 if isinstance(mm.pt.get(ext), Pmd):
                     self.era.split_huge_pmd(self, mm, ext)
         src = mm.find_vma(lo)
+        assert src is not None  # checked above; the splits keep a VMA at lo
         delta = dst - lo
         moved = src.copy(start=dst, end=dst + (hi - lo))
         mm.vmas.remove(src)

@@ -40,7 +40,7 @@ from .faults import FaultMixin
 from .fork import ForkMixin
 from .gup import GupMixin, Pin
 from .memmap import KIND_ZERO, MemMap, default_chunk
-from .mm import AnonVma, Mm, PteTable, Vma
+from .mm import AnonVma, Mm, Pmd, PteTable, Vma
 from .rmap import RmapMixin
 from .txn import MmSaved, Tracker, Txn
 from .vmaops import VmaOpsMixin
@@ -173,6 +173,7 @@ class World(RmapMixin, FaultMixin, VmaOpsMixin, ForkMixin, GupMixin):
         """The page table at ``ext`` of ``mm``, writable by this statement
         (a copy of the shared one the first time)."""
         e = mm.pt[ext]
+        assert isinstance(e, PteTable), "callers ask only where PTEs are"
         owned = self._t.txn.owned
         if id(e) in owned:
             return e
@@ -182,7 +183,7 @@ class World(RmapMixin, FaultMixin, VmaOpsMixin, ForkMixin, GupMixin):
         mm.pt[ext] = e
         return e
 
-    def _pt_set(self, mm: Mm, ext: int, entry, new: bool = True) -> None:
+    def _pt_set(self, mm: Mm, ext: int, entry: Pmd | PteTable, new: bool = True) -> None:
         """Install ``entry`` at ``ext`` (``new``: an entry this statement
         built, which it may still write)."""
         self._mm_w(mm)
