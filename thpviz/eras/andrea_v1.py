@@ -43,7 +43,7 @@ class EraAndreaV1(MaxBasedEra):
     id = "andrea-v1"
     title = "Andrea's v1: page_trans_huge_mapcount()==1 in both paths, always page_move_anon_rmap, no compound_head"
     kernel = "4.6-rc + 74f1fd7f (posted 2016-04-29, superseded)"
-    commits = (("74f1fd7f", "mm: thp: calculate the mapcount correctly for THP pages during WP faults (v1)"),)
+    commits: tuple[tuple[str, str], ...] = (("74f1fd7f", "mm: thp: calculate the mapcount correctly for THP pages during WP faults (v1)"),)
     counters = COUNTERS_45 | {"page_trans_huge_mapcount"}
 
     def do_wp_page_thp(self, world, mm, h, subs, unshare=False):

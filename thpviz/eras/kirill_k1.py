@@ -24,7 +24,7 @@ class EraKirillK1(Era45):
     id = "kirill-k1"
     title = "Kirill's proposal: PMD reuse iff total_mapcount==1; PTE path as 4.5"
     kernel = "4.5 + thread patch (not merged)"
-    commits = (("20160429005106.GB2847@node.shutemov.name", "thread message: total_mapcount() == 1 in do_huge_pmd_wp_page"),)
+    commits: tuple[tuple[str, str], ...] = (("20160429005106.GB2847@node.shutemov.name", "thread message: total_mapcount() == 1 in do_huge_pmd_wp_page"),)
 
     def do_huge_pmd_wp_page(self, world, mm, h, unshare=False):
         mem = world.mem

@@ -48,7 +48,7 @@ class Era44(Era):
     id = "4.4"
     title = "before the redesign: THP only PMD-mapped, partial operations split the whole page"
     kernel = "v4.4 and earlier"
-    commits = (("1f25fe20a76a", "pre-image: the reuse test before 'adjust conditions when we can reuse the page on WP fault'"),
+    commits: tuple[tuple[str, str], ...] = (("1f25fe20a76a", "pre-image: the reuse test before 'adjust conditions when we can reuse the page on WP fault'"),
                ("ddc58f27f9ee", "pre-image: tail page refcounting, removed by 'mm: drop tail page refcounting'"))
     counters = frozenset({"page_count", "page_mapcount", "mapcount", "mapping"})
 

@@ -37,7 +37,7 @@ class Era45(Era):
     id = "4.5"
     title = "redesign as released: PMD reuse needs page_mapcount==1 and page_count==1; reuse_swap_page refuses THP subpages"
     kernel = "v4.5 .. v4.6-rc7"
-    commits = (
+    commits: tuple[tuple[str, str], ...] = (
         ("53f9263baba6", "mm: rework mapcount accounting to enable 4k mapping of THPs"),
         ("ddc58f27f9ee", "mm: drop tail page refcounting"),
         ("1f25fe20a76a", "mm, thp: adjust conditions when we can reuse the page on WP fault"),

@@ -45,7 +45,7 @@ class Era46(MaxBasedEra):
     id = "4.6"
     title = "merged fix: max-based count for reuse, total_mapcount==1 to move the anon_vma, compound_head"
     kernel = "v4.6 .. v5.7 (and 4.5.y stable)"
-    commits = (
+    commits: tuple[tuple[str, str], ...] = (
         ("6d0a07edd17c", "mm: thp: calculate the mapcount correctly for THP pages during WP faults"),
         ("0798d3c022dc", "mm: thp: avoid false positive VM_BUG_ON_PAGE in page_move_anon_rmap()"),
         ("alpine.LSU.2.11.1607120444540.12528@eggly.anvils",

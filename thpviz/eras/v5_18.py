@@ -24,7 +24,7 @@ class Era518(Era59):
     id = "5.18"
     title = "PMD reuse needs the folio refcount == 1, else split + PTE fallback"
     kernel = "v5.18"
-    commits = (
+    commits: tuple[tuple[str, str], ...] = (
         ("3bff7e3f1f16", "mm/huge_memory: streamline COW logic in do_huge_pmd_wp_page()"),
         ("55c62fa7c533", "mm/huge_memory: remove stale page_trans_huge_mapcount()"),
         ("03104c2c5db8", "mm/swapfile: remove stale reuse_swap_page()"),

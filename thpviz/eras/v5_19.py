@@ -54,7 +54,7 @@ class Era519(Era518):
     id = "5.19"
     title = "PageAnonExclusive; R/O pins unshare; fork shares only non-exclusive or unpinned pages"
     kernel = "v5.19"
-    commits = (
+    commits: tuple[tuple[str, str], ...] = (
         ("6c287605fd56", "mm: remember exclusively mapped anonymous pages with PG_anon_exclusive"),
         ("c89357e27f20", "mm: support GUP-triggered unsharing of anonymous pages"),
         ("a7f226604170", "mm/gup: trigger FAULT_FLAG_UNSHARE when R/O-pinning a possibly shared anonymous page"),

@@ -33,7 +33,7 @@ class Era58(Era46):
     id = "5.8"
     title = "GUP breaks COW for reads; THP COW splits the PMD and copies one base page; PTE reuse still mapcount-based"
     kernel = "v5.8"
-    commits = (
+    commits: tuple[tuple[str, str], ...] = (
         ("17839856fd58", "gup: document and work around 'COW can break either way' issue"),
         ("3917c80280c9", "thp: change CoW semantics for anon-THP"),
     )

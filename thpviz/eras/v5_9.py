@@ -51,7 +51,7 @@ class Era59(Era58):
     id = "5.9"
     title = "do_wp_page reuses only if page_count==1; GUP no longer breaks COW; fork copies pinned pages for the child"
     kernel = "v5.9 .. v5.17"
-    commits = (
+    commits: tuple[tuple[str, str], ...] = (
         ("09854ba94c6a", "mm: do_wp_page() simplification"),
         ("a308c71bf1e6", "mm/gup: Remove enfornced COW mechanism"),
         ("008cfe4418b3", "mm: Introduce mm_struct.has_pinned"),

@@ -32,7 +32,7 @@ class Era61(Era519):
     title = ("5.19 plus the PTE mprotect write-upgrade (exclusive page and dirty PTE; PTEs of a split PMD stay "
              "clean); PTE-mapped large folios reused only when exclusive or last")
     kernel = "v6.1 (Debian 6.1.192, long-term)"
-    commits = (
+    commits: tuple[tuple[str, str], ...] = (
         ("64fe24a3e05e", "mm/mprotect: try avoiding write faults for exclusive anonymous pages when changing protection"),
         ("2555283eb40d", "mm/rmap: Fix anon_vma->degree ambiguity leading to double-reuse"),
     )

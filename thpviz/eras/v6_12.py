@@ -39,7 +39,7 @@ class Era612(Era61):
     title = ("6.1 plus the PMD mprotect write-upgrade and a PTE upgrade that needs only an exclusive page; "
              "still no reuse of non-exclusive PTE-mapped large folios")
     kernel = "v6.12 (Debian 6.12.117, long-term)"
-    commits = (
+    commits: tuple[tuple[str, str], ...] = (
         ("c27f479ef542", "mm/huge_memory: try avoiding write faults when changing PMD protection"),
         ("5436d6556937", "mm/huge_memory: revert the partial revert of the dirty carry-over at PMD split"),
         ("84209e87c696", "mm/gup: reliable R/O long-term pinning in COW mappings (id unverified)"),

@@ -36,7 +36,7 @@ class Era615(Era612):
     title = ("large folios: per-folio mapcounts, two owner slots and a 'maybe mapped shared' bit; "
              "PTE-mapped reuse by folio; includes the 6.0/6.2 mprotect write-upgrade")
     kernel = "v6.15 .. (Linux 6.18 observed)"
-    commits = (
+    commits: tuple[tuple[str, str], ...] = (
         ("6af8cb80d3a9", "mm/rmap: basic MM owner tracking for large folios (!hugetlb)"),
         ("1da190f4d0a6", "mm: Copy-on-Write (COW) reuse support for PTE-mapped THP"),
         ("64fe24a3e05e", "mm/mprotect: try avoiding write faults for exclusive anonymous pages when changing protection"),
