@@ -142,10 +142,10 @@ def mapping_dicts(world) -> dict[str, list[dict]]:
                        | (dt[1:] != dt[:-1]))
             starts = np.nonzero(brk)[0]
             ends = np.concatenate((starts[1:], [nr]))
-            for s, e in zip(starts, ends):
-                if not present[s]:
+            for s0, e0 in zip(starts, ends):
+                if not present[s0]:
                     continue
-                s, e = int(s), int(e)
+                s, e = int(s0), int(e0)
                 h = int(heads[s])
                 rows.append({
                     "range": mm.describe(base + s, base + e), "level": "pte",

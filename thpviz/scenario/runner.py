@@ -5,6 +5,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .. import invariants
 from ..model.events import DECISIONS, Event, FaultBatch, OpError, ThpvizDefect
@@ -12,6 +13,9 @@ from ..model.memmap import KIND_ZERO
 from ..model.snapshots import Recorder, Snapshots
 from ..model.world import World
 from .parser import Scenario, Statement
+
+if TYPE_CHECKING:
+    from ..eras.base import Era
 
 _CMP = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
         ">": operator.gt, ">=": operator.ge}
@@ -36,7 +40,7 @@ class StepResult:
 @dataclass
 class Run:
     scenario: Scenario
-    era: object
+    era: Era
     steps: list[StepResult]
     world: World
     #: world after each step (only with keep_snapshots); snapshots[0] is the
@@ -102,9 +106,6 @@ def address_range(world: World, proc: str, rng) -> tuple[int, int]:
 
 def _apply(world: World, st: Statement) -> None:
     op, a = st.op, st.args
-    if op == "mmap":
-        world.mmap(st.proc, a["region"], a["extents"], a.get("huge", True))
-        return
     if op == "deferred_split":
         world.deferred_split()
         return
@@ -114,36 +115,42 @@ def _apply(world: World, st: Statement) -> None:
     if op == "unpin":
         world.unpin(a["pin"])
         return
+    # every other statement names its process (the parser sees to it)
+    proc = st.proc
+    assert proc is not None, f"line {st.line}: {op} without a process"
+    if op == "mmap":
+        world.mmap(proc, a["region"], a["extents"], a.get("huge", True))
+        return
     if op == "fork":
-        world.fork(st.proc, a["child"])
+        world.fork(proc, a["child"])
         return
     if op == "exit":
-        world.exit(st.proc)
+        world.exit(proc)
         return
-    world.mm(st.proc)
-    lo, hi = address_range(world, st.proc, a["range"])
+    world.mm(proc)
+    lo, hi = address_range(world, proc, a["range"])
     if op in ("read", "write"):
-        world.access(st.proc, lo, hi, op == "write")
+        world.access(proc, lo, hi, op == "write")
     elif op == "munmap":
-        world.munmap(st.proc, lo, hi)
+        world.munmap(proc, lo, hi)
     elif op == "dontneed":
-        world.madvise_dontneed(st.proc, lo, hi)
+        world.madvise_dontneed(proc, lo, hi)
     elif op == "dontfork":
-        world.madvise_dontfork(st.proc, lo, hi)
+        world.madvise_dontfork(proc, lo, hi)
     elif op == "dofork":
-        world.madvise_dofork(st.proc, lo, hi)
+        world.madvise_dofork(proc, lo, hi)
     elif op == "mprotect":
-        world.mprotect(st.proc, lo, hi, a["write"])
+        world.mprotect(proc, lo, hi, a["write"])
     elif op == "mremap":
-        world.mremap(st.proc, lo, hi, a["new"], a.get("aligned", True))
+        world.mremap(proc, lo, hi, a["new"], a.get("aligned", True))
     elif op == "split_pmd":
-        world.split_pmd(st.proc, lo, hi)
+        world.split_pmd(proc, lo, hi)
     elif op == "split_page":
-        world.split_page(st.proc, lo)
+        world.split_page(proc, lo)
     elif op == "pin":
-        world.gup(st.proc, lo, hi, a["write"], "pin", a["name"])
+        world.gup(proc, lo, hi, a["write"], "pin", a["name"])
     elif op == "vmsplice":
-        world.gup(st.proc, lo, hi, False, "ref", a["name"])
+        world.gup(proc, lo, hi, False, "ref", a["name"])
     else:  # pragma: no cover - the parser only produces the ops above
         raise ValueError(op)
 
@@ -165,6 +172,7 @@ def evaluate_assert(world: World, era, st: Statement):
     text = f"{a['func']}({rng.text}) {a['cmp']} {a['value']}"
     if pfn < 0:
         return False, None, f"{text}: nothing is mapped at {rng.text}"
+    assert who is not None  # found together with pfn
     if world.mem.kind[pfn] == KIND_ZERO:
         return False, None, f"{text}: {who.name} maps the zero page there (its counters are not modelled)"
     value = era.counter(a["func"], world.mem, int(pfn))
