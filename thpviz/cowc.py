@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import numpy as np
@@ -112,9 +112,8 @@ def scenario_text(family: Family, config: Config) -> str:
 
 
 def _data(world: World) -> np.ndarray:
-    """The data stamps of the world's frames (``MemMap`` creates its
-    per-frame arrays with ``setattr``, out of the type checker's sight)."""
-    return cast(Any, world.mem).data
+    """The data stamps of the world's frames."""
+    return world.mem.data
 
 
 def judge(family: Family, config: Config, era) -> tuple[bool, str]:

@@ -42,7 +42,7 @@ import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from html import escape
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from . import graphviz_run
 from .diagrams import inline_svg
@@ -484,8 +484,8 @@ def _details(scene) -> str:
 
 
 def _era(r: Run) -> Era:
-    """The era a run was made under (``Run.era`` is typed ``object``)."""
-    return cast("Era", r.era)
+    """The era a run was made under."""
+    return r.era
 
 
 def storyboard_html(source, eras=None, *, title: str | None = None, uid: str | None = None,
