@@ -8,11 +8,12 @@ import pytest
 from conftest import KIRILL, SCENARIOS
 
 from thpviz.scenario import parse_file, parse_text, run
+from thpviz.scenario.parser import range_text
 from thpviz.scenario.report import mapping_dicts, page_dicts
 from thpviz.widgets import EraCompare, Sandbox, ScenarioPlayer
 from thpviz.widgets.compare import NO_PAGE, NOT_IN_ERA, differences
 from thpviz.widgets.panels import scene_at
-from thpviz.widgets.sandbox import check_title, range_text
+from thpviz.widgets.sandbox import check_title
 
 PAGE = 4096
 

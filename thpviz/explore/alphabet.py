@@ -32,7 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..model.mm import Pmd
-from ..scenario.parser import Range, Statement
+from ..scenario.parser import Range, Statement, range_text
 from .ops import ALL_OPS, DEFAULT_OPS
 
 #: child names, in the order forks create them (P is the first process)
@@ -202,15 +202,6 @@ def _all_present(mm, lo: int, hi: int, nr: int) -> bool:
 def _has_pmd(mm, lo: int, hi: int, nr: int) -> bool:
     """A PMD maps part of [lo, hi): otherwise ``split_pmd`` changes nothing."""
     return any(isinstance(mm.pt.get(ext), Pmd) for ext in range(lo // nr, (hi - 1) // nr + 1))
-
-
-def range_text(region: str, size: int, lo: int, hi: int) -> str:
-    """The scenario language's text for subpages [lo, hi) of a region."""
-    if lo == 0 and hi == size:
-        return region
-    if hi - lo == 1:
-        return f"{region}[{lo}]"
-    return f"{region}[{lo}:{hi}]"
 
 
 def _fresh(prefix: str, used) -> str:

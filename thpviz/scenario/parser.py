@@ -807,6 +807,16 @@ def header_value(key: str, value: str) -> str:
     return value.strip(_BLANKS)
 
 
+def range_text(region: str, size: int, lo: int, hi: int) -> str:
+    """The scenario language's text for subpages [lo, hi) of a region of
+    ``size`` subpages: ``A``, ``A[3]`` or ``A[2:6]``."""
+    if lo == 0 and hi == size:
+        return region
+    if hi - lo == 1:
+        return f"{region}[{lo}]"
+    return f"{region}[{lo}:{hi}]"
+
+
 def format_header(title: str = "", source: str = "", thp: int | None = None) -> list[str]:
     """Header lines for a scenario written by a program; every value reads
     back unchanged (see :func:`header_value`)."""

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import ipywidgets as widgets
 
 from ..render.source import era_of
+from ..scenario.parser import range_text
 from . import panels
 
 if TYPE_CHECKING:
@@ -51,15 +52,6 @@ def check_title(title: str) -> str:
     from ..scenario.parser import header_value
 
     return header_value("title", title)
-
-
-def range_text(region: str, size: int, lo: int, hi: int) -> str:
-    """The scenario language's range for subpages [lo, hi) of a region."""
-    if lo == 0 and hi == size:
-        return region
-    if hi - lo == 1:
-        return f"{region}[{lo}]"
-    return f"{region}[{lo}:{hi}]"
 
 
 class Sandbox(widgets.VBox):
