@@ -16,7 +16,7 @@ An era is a policy object the world asks at a handful of points:
 =========================== ==================================================
 
 and a few flags for rules that are on or off (``foll_pin``,
-``gup_breaks_cow``, ``pmd_fallback``, ``has_anon_exclusive``,
+``gup_breaks_cow``, ``pmd_fallback``, ``huge_zero_wp_thp``, ``has_anon_exclusive``,
 ``unshare_ro_pins``, ``unshare_zero_page``, ``has_double_map``,
 ``split_keeps_dirty``, ``mprotect_upgrade_pte``/``_pmd``, ``tracks_mm_ids``,
 ``anon_vma_reuse``).  Everything else (fault plumbing, fork, munmap, the
@@ -142,6 +142,9 @@ class Era:
     gup_breaks_cow = False
     #: a PMD write fault never copies 2 MB: split and fall back (5.8+)
     pmd_fallback = False
+    #: a write or unshare fault on the huge zero PMD maps a new THP instead
+    #: of splitting the PMD and falling back (6.13+, 1ced09e0331f)
+    huge_zero_wp_thp = False
     #: PageAnonExclusive (5.19+)
     has_anon_exclusive = False
     #: read-only FOLL_PIN of a shared anonymous page unshares it (5.19+)

@@ -17,10 +17,20 @@ Commits (v6.15, David Hildenbrand):
   The anon_vma is not moved (that came after 6.15).  The same test serves
   unshare faults.
 
-PMD, order-0, fork, GUP and unsharing are 6.12's (the 6.0/6.2 mprotect
-upgrades included).  The live lab on this project's Linux 6.18 host judges
-this era (nothing between 6.15 and 6.18 is known to change these
-decisions).
+And one change from v6.13 (Dev Jain):
+
+* 1ced09e0331f "mm: allocate THP on hugezeropage wp-fault": a write or
+  unshare fault on the huge zero PMD (``do_huge_pmd_wp_page`` ->
+  ``do_huge_zero_wp_pmd``) maps a new, exclusive, writable THP by PMD
+  instead of splitting the PMD and faulting on the small zero page (5.8 to
+  6.12); the split is only the fallback when the allocation fails.  Seen on
+  the Linux 6.18 host (docs/live-lab.md: a read, then a write, gives one
+  fault and a PMD-mapped THP).
+
+PMD, order-0, fork, GUP and unsharing are otherwise 6.12's (the 6.0/6.2
+mprotect upgrades included).  The live lab on this project's Linux 6.18
+host judges this era (nothing between 6.15 and 6.18 is known to change
+these decisions).
 """
 
 from __future__ import annotations
@@ -41,9 +51,11 @@ class Era615(Era612):
         ("1da190f4d0a6", "mm: Copy-on-Write (COW) reuse support for PTE-mapped THP"),
         ("64fe24a3e05e", "mm/mprotect: try avoiding write faults for exclusive anonymous pages when changing protection"),
         ("c27f479ef542", "mm/huge_memory: try avoiding write faults when changing PMD protection"),
+        ("1ced09e0331f", "mm: allocate THP on hugezeropage wp-fault"),
     )
     counters = Era612.counters | {"maybe_shared"}
     tracks_mm_ids = True
+    huge_zero_wp_thp = True
 
     def do_wp_page_thp(self, world, mm, h, subs, unshare=False):
         """Exclusive subpages reuse.  For the others the answer of

@@ -181,12 +181,17 @@ class FaultMixin(WorldBase):
         h = entry.head
         access = "unshare" if unshare else "write"
         if mem.kind[h] == KIND_ZERO:
-            if self.era.pmd_fallback:
+            if self.era.pmd_fallback and not self.era.huge_zero_wp_thp:
                 # 3917c80280c9 (5.8): the huge zero PMD is split too and the
                 # fault retried on the small zero page's PTE
                 self.split_huge_zero_pmd(mm, ext)
                 self._pte_none_faults(mm, ext, np.array([addr - ext * nr]), access, gup)
                 return
+            # before 5.8, and again from 6.13 (1ced09e0331f,
+            # do_huge_zero_wp_pmd): a new THP replaces the huge zero PMD,
+            # mapped writable and dirty (map_anon_folio_pmd) -- on an unshare
+            # fault too.  The split fallback only runs when the allocation
+            # fails, which the model never does.
             self.anon_vma_prepare(mm, vma)
             self._pt_set(mm, ext, Pmd(self._new_thp(mm, vma, ext * nr), vma.write, True))
             self._record(mm, access, "pmd", [addr], NEW, 0, [h + addr - ext * nr], gup)
