@@ -117,6 +117,34 @@ def test_cli_json_has_machine_and_results():
     assert d["results"][0]["status"] == "skipped" and d["results"][0]["reason"]
 
 
+# ------------------------------------------------------- random scenarios
+def test_random_scenarios_are_reproducible_and_pass_check(tmp_path):
+    from thpviz.live.fuzz import random_scenario, write_scenarios
+
+    assert random_scenario(7) == random_scenario(7)
+    assert random_scenario(7) != random_scenario(8)
+    files = write_scenarios(tmp_path, 0, 12)
+    assert len(files) == 12
+    for f in files:
+        s = load(f)
+        assert s.thp == 512 and s.statements[-1].op == "write"
+        assert set(s.expects) >= {"6.1", "6.12", "6.15"}
+    r = subprocess.run([PY, "-m", "thpviz.cli", "check", str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_cli_random_skips_without_the_lab_and_cleans_up(tmp_path):
+    keep = tmp_path / "kept"
+    r = cli("--random", "3", "--seed", "5", "--keep", str(keep), env={"THPVIZ_LIVE_SIMULATE": "noroot"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().endswith("0 passed, 0 failed, 3 skipped")
+    assert sorted(p.name for p in keep.iterdir()) == ["random-5.thp", "random-6.thp", "random-7.thp"]
+    r = cli("--random", "2", str(LAB))
+    assert r.returncode == 2 and "--random takes no files" in r.stderr
+    r = cli("--random", "0")
+    assert r.returncode == 2
+
+
 # ------------------------------------------------------------------- plan
 def scn(text):
     return parse_text(text, "<t>")

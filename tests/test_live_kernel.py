@@ -55,6 +55,23 @@ def test_lab_agrees_with_the_model_of_its_era(caps, lab_results):
     assert not diff
 
 
+def test_random_scenarios_agree_with_the_model_step_by_step(caps, tmp_path):
+    """Random statement sequences (thpviz.live.fuzz): the kernel and the
+    model of its era decide every write fault and see every violation
+    alike, at every step."""
+    from thpviz.live.fuzz import write_scenarios
+    from thpviz.live.host import run_files
+
+    era = kernel_to_era(caps.release)[0]
+    if era not in ERAS:
+        pytest.skip(f"era {era} is not implemented yet")
+    results = run_files(write_scenarios(tmp_path, 0, 60), caps)
+    assert sum(r.status == "passed" for r in results) >= 30
+    bad = {Path(r.path).stem: r.mismatches or r.first_difference for r in results
+           if r.status == "failed" or (r.status == "passed" and r.first_difference)}
+    assert not bad
+
+
 def _step(r, line_text):
     return next(s for s in r.run.steps if s.text.startswith(line_text))
 

@@ -51,6 +51,8 @@ class Alphabet:
     ops: tuple[str, ...] = DEFAULT_OPS
     #: cut points inside each extent (0 is always one); default: 0 and thp/2
     cuts: tuple[int, ...] | None = None
+    #: regions mapped ``nohuge`` (order-0 pages only)
+    nohuge: tuple[str, ...] = ()
     _cache: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def __post_init__(self):
@@ -75,7 +77,8 @@ class Alphabet:
     def describe(self) -> str:
         """One line naming the bound's alphabet (for reports and ``source:``)."""
         return (f"thp {self.thp}, procs {self.procs}, regions {self.regions} x {self.extents} extent(s), "
-                f"pins {self.pins}, cuts {','.join(map(str, self.cut_points))}, ops {','.join(self.ops)}")
+                f"pins {self.pins}, cuts {','.join(map(str, self.cut_points))}, ops {','.join(self.ops)}"
+                + (f", nohuge {','.join(self.nohuge)}" if self.nohuge else ""))
 
     # -- ranges --------------------------------------------------------------
     def ranges(self, region: str, size: int) -> list[Range]:
@@ -117,8 +120,10 @@ class Alphabet:
             if p is None or p.alive:
                 name = REGION_NAMES[n_regions]
                 if p is None or name not in p.regions:
-                    out.append(_stmt(f"P: mmap {name}" + (f" {self.extents}" if self.extents > 1 else ""),
-                                     "P", "mmap", region=name, extents=self.extents, huge=True))
+                    huge = name not in self.nohuge
+                    out.append(_stmt(f"P: mmap {name}" + (f" {self.extents}" if self.extents > 1 else "")
+                                     + ("" if huge else " nohuge"),
+                                     "P", "mmap", region=name, extents=self.extents, huge=huge))
         active = [pin for pin in world.pins.values() if pin.active]
         can_pin = len(active) < self.pins
         pin_names = set(world.pins)

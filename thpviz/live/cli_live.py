@@ -1,7 +1,8 @@
 """``thpviz live FILE... [--era E] [--json] [--probe] [--kernel 6.1|6.12]``:
 run scenarios on the running kernel (or on a Debian kernel booted under
-QEMU) and judge them like ``thpviz check``.  Imports nothing heavy until it
-runs.
+QEMU) and judge them like ``thpviz check``.  ``--random N`` judges N random
+scenarios instead (:mod:`thpviz.live.fuzz`), step by step.  Imports nothing
+heavy until it runs.
 
 Exit status: 0 when everything passed or was skipped, 1 on a failure, 2 on
 bad input (``FILE:LINE:COL: message``)."""
@@ -26,6 +27,12 @@ def add_parser(subparsers, name: str, help: str):
                    help="boot that Debian kernel under QEMU (TCG) and run the scenarios inside it")
     p.add_argument("-v", "--verbose", action="store_true", help="print every step's observations")
     p.add_argument("--timeout", type=float, default=60, help="seconds per scenario (default 60)")
+    p.add_argument("--random", type=int, metavar="N",
+                   help="judge N random scenarios (expect lines from the model) instead of files; any "
+                        "difference from the model, in the verdict or at any step, is a failure")
+    p.add_argument("--seed", type=int, default=0, help="first random scenario (default 0)")
+    p.add_argument("--keep", metavar="DIR",
+                   help="write the random scenarios to DIR (default: a temporary folder, kept on a failure)")
     p.set_defaults(func=run_live)
     return p
 
@@ -38,6 +45,8 @@ def run_live(args) -> int:
     if args.era and args.era not in ALL_IDS:
         print(f"thpviz live: unknown era {args.era!r} (known: {', '.join(ALL_IDS)})", file=sys.stderr)
         return 2
+    if args.random is not None:
+        return _run_random(args)
     files = scenario_files(args.paths)
     if not files and not args.probe:
         print("thpviz live: no .thp files given (or --probe)", file=sys.stderr)
@@ -77,6 +86,53 @@ def run_live(args) -> int:
         if not files:
             return 0
     return report(results, caps, args)
+
+
+def _run_random(args) -> int:
+    """``--random N``: write the scenarios, run them, and fail any whose
+    kernel run differs from the model at some step."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from .fuzz import write_scenarios
+
+    if args.paths:
+        print("thpviz live: --random takes no files", file=sys.stderr)
+        return 2
+    if args.random < 1 or args.probe:
+        print("thpviz live: --random needs N >= 1 (and no --probe)", file=sys.stderr)
+        return 2
+    folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="thpviz-random-"))
+    try:
+        files = write_scenarios(folder, args.seed, args.random)
+    except OSError as e:
+        print(f"thpviz live: cannot write the scenarios to {folder}: {e.strerror}", file=sys.stderr)
+        return 2
+    if args.kernel:
+        from .qemu import run_in_guest
+
+        prog = _progress(len(files), args)
+        try:
+            caps, results = run_in_guest(args.kernel, files, era=args.era, progress=prog)
+        finally:
+            if prog is not None:
+                prog.bar.close()
+    else:
+        from .probe import probe
+
+        caps = probe()
+        results = _run_host(files, caps, args)
+    for r in results:
+        if r.status == "passed" and r.first_difference:
+            r.status = "failed"
+            r.mismatches.append(f"{r.path}: the kernel and the model {r.era} differ at {r.first_difference}")
+    rc = report(results, caps, args)
+    if rc and not args.keep:
+        print(f"the scenarios are kept in {folder}", file=sys.stderr)
+    elif not args.keep:
+        shutil.rmtree(folder, ignore_errors=True)
+    return rc
 
 
 class _Progress:
