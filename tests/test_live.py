@@ -281,6 +281,24 @@ def test_compare_against_expect_and_model():
     assert res.status == "passed"
 
 
+def test_first_difference_includes_a_refused_statement():
+    from thpviz.eras import ERAS
+    from thpviz.live.judge import first_difference
+    from thpviz.live.observe import LiveStep
+    from thpviz.scenario import run
+
+    s = scn("P: mmap A\nP: mprotect A[0:256] ro\nP: mremap A M\n")
+    model = run(s, ERAS["6.12"])
+    assert model.steps[2].error and "not inside one VMA" in model.steps[2].error
+    steps = [LiveStep(k + 1, st.line, st.text, st.op) for k, st in enumerate(s.statements)]
+    assert "the model refused it, the kernel did not" in first_difference(_FakeRun("none", set(), steps), model)
+    steps[2].errors.append("mremap: Bad address")
+    assert first_difference(_FakeRun("none", set(), steps), model) is None
+    steps[1].errors.append("mprotect: Cannot allocate memory")
+    diff = first_difference(_FakeRun("none", set(), steps), model)
+    assert diff.startswith("line 2") and "the kernel refused it" in diff
+
+
 def test_lab_files_parse_and_expect_only_modern_eras():
     files = sorted(LAB.glob("*.thp"))
     assert len(files) == 20

@@ -92,3 +92,19 @@ def test_write_to_unmapped_address_raises_operror():
     start, _ = w.mms["P"].regions["A"]
     with pytest.raises(OpError):
         w.access("P", start + 8, start + 9, True)
+
+
+@pytest.mark.parametrize("era, refs, copies", [
+    ("5.18", 1022, 1), ("5.18", 1023, 2),     # copy_present_page checks before fork's get_page
+    ("6.12", 1021, 1), ("6.12", 1022, 2),     # 5.19+: get_page first, then page_try_dup_anon_rmap
+])
+def test_fork_sees_enough_references_on_an_order0_page_as_a_pin(era, refs, copies):
+    """page_maybe_dma_pinned() on an order-0 page is refcount >= 1024: plain
+    vmsplice references reach it too once the mm has pinned something
+    (has_pinned); from 5.19 fork holds its own reference at the check.  The
+    one copy in every case is the really pinned page A[1]."""
+    text = "P: mmap A nohuge\nP: write A[0:2]\nP: pin A[1] rw as d\n"
+    text += "".join(f"P: vmsplice A[0] as s{i}\n" for i in range(refs)) + "P: fork C\n"
+    r = final(text, era)
+    copied = [e.data["pages"] for e in r.steps[-1].events if e.kind == "fork-copy"]
+    assert copied == [copies]

@@ -13,9 +13,13 @@ anonymous pages"; placement in modern-eras.md §0):
   when R/O-pinning a possibly shared anonymous page": a read-only FOLL_PIN of
   an anonymous page that is not exclusive first takes an unshare fault --
   the same decision as a write fault, but the entry stays read-only.
-* fork (``page_try_dup_anon_rmap``): an exclusive page that may be pinned
-  cannot be shared -- the child gets a copy (a pinned PMD is split first);
-  any other page loses its exclusive mark and is shared.
+* fork (fb3d824d1a46 "mm/rmap: split page_dup_rmap() into
+  page_dup_file_rmap() and page_try_dup_anon_rmap()", same series): an
+  exclusive page that may be pinned cannot be shared -- the child gets a
+  copy (a pinned PMD is split first); any other page loses its exclusive
+  mark and is shared.  ``copy_present_pte`` now takes its own reference
+  before that check, so an order-0 page looks pinned one reference earlier
+  than in 5.9-5.18.
 
 Write-fault rules (``do_huge_pmd_wp_page`` and ``do_wp_page``, read in the
 6.1 tree, which has the same shape): exclusive -> reuse; otherwise reuse
@@ -58,6 +62,7 @@ class Era519(Era518):
         ("6c287605fd56", "mm: remember exclusively mapped anonymous pages with PG_anon_exclusive"),
         ("c89357e27f20", "mm: support GUP-triggered unsharing of anonymous pages"),
         ("a7f226604170", "mm/gup: trigger FAULT_FLAG_UNSHARE when R/O-pinning a possibly shared anonymous page"),
+        ("fb3d824d1a46", "mm/rmap: split page_dup_rmap() into page_dup_file_rmap() and page_try_dup_anon_rmap()"),
     )
     counters = Era518.counters | {"anon_exclusive"}
     has_anon_exclusive = True
@@ -74,9 +79,14 @@ class Era519(Era518):
         return "share"
 
     def copy_pte_range(self, world, mm, pfns):
+        """``copy_present_pte`` takes its reference (``get_page``) before
+        ``page_try_dup_anon_rmap`` asks ``page_needs_cow_for_dma``, so an
+        order-0 page counts one more reference than in 5.9-5.18: 1022
+        vmsplice references on a mapped page look pinned (the threshold
+        observed on Linux 6.18, docs/live-lab.md)."""
         mem = world.mem
         excl = mem.anon_exclusive[pfns]
-        copy = excl & self.needs_cow_for_dma(world, mm, pfns)
+        copy = excl & self.needs_cow_for_dma(world, mm, pfns, extra=1)
         mem.w.anon_exclusive[pfns[excl & ~copy]] = False
         return copy
 

@@ -61,11 +61,13 @@ class Era59(Era58):
     gup_breaks_cow = False
 
     # -- fork ------------------------------------------------------------------
-    def needs_cow_for_dma(self, world, mm, pfns):
-        """``page_needs_cow_for_dma``: the mm has pinned, and the page may be."""
+    def needs_cow_for_dma(self, world, mm, pfns, extra: int = 0):
+        """``page_needs_cow_for_dma``: the mm has pinned, and the page may be
+        (``extra``: see :meth:`~thpviz.model.world.World.maybe_dma_pinned`).
+        Here in ``copy_present_page``, before fork takes its own reference."""
         if not mm.has_pinned:
             return np.zeros(len(pfns), dtype=np.bool_)
-        return world.maybe_dma_pinned(pfns)
+        return world.maybe_dma_pinned(pfns, extra)
 
     def copy_huge_pmd(self, world, mm, h):
         return "split" if self.needs_cow_for_dma(world, mm, np.array([h]))[0] else "share"

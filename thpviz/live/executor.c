@@ -467,11 +467,15 @@ static void read_pm(unsigned long addr, unsigned long n, uint64_t *out)
     if (pread_all(pm_self, out, n * 8, (addr / PAGE) * 8)) memset(out, 0, n * 8);
 }
 
-/* MADV_HUGEPAGE on the extents of [lo,hi) that hold no page in this mm, so a
- * first touch there gets a THP as the scenario's "mmap A" promises; every
- * extent is MADV_NOHUGEPAGE at rest, so khugepaged never collapses a range
- * behind the scenario's back. */
-static int armed[MAXR][64];
+/* MADV_HUGEPAGE while an access may fault into an extent of [lo,hi) that
+ * holds no page in this mm, so a first touch there gets a THP as the
+ * scenario's "mmap A" promises; the region is MADV_NOHUGEPAGE at rest, so
+ * khugepaged never collapses a range behind the scenario's back.  The whole
+ * region is switched, never one extent: madvise on part of a VMA splits it,
+ * and the parts need not merge again (a part without an anon_vma does not
+ * merge with one that has one), leaving VMA boundaries the scenario never
+ * made -- which mremap, for one, refuses to cross before 6.17. */
+static int armed[MAXR];
 static void arm(int rid, unsigned long lo, unsigned long hi)
 {
     struct region *g = &R[rid];
@@ -490,22 +494,18 @@ static void arm(int rid, unsigned long lo, unsigned long hi)
             for (unsigned long j = 0; j < m; j++) any |= PM_PRESENT(pm[j]);
         }
         if (any) continue;
-        if (madvise((void *)s, t - s, MADV_HUGEPAGE) == 0) armed[rid][(e - (rs & ~(big - 1))) / big] = 1;
+        /* ENOMEM where the region has holes: the mapped parts are switched */
+        madvise((void *)rs, re - rs, MADV_HUGEPAGE);
+        armed[rid] = 1;
+        return;
     }
 }
 static void disarm(int rid)
 {
     struct region *g = &R[rid];
-    if (!g->huge) return;
-    unsigned long big = PAGE * NR;
-    unsigned long rs = g->base, re = g->base + g->n * PAGE;
-    for (int k = 0; k < 64; k++) {
-        if (!armed[rid][k]) continue;
-        unsigned long e = (rs & ~(big - 1)) + k * big;
-        unsigned long s = e < rs ? rs : e, t = e + big > re ? re : e + big;
-        if (s < t) madvise((void *)s, t - s, MADV_NOHUGEPAGE);
-        armed[rid][k] = 0;
-    }
+    if (!g->huge || !armed[rid]) return;
+    madvise((void *)g->base, g->n * PAGE, MADV_NOHUGEPAGE);
+    armed[rid] = 0;
 }
 
 /* A store or load the kernel refuses (an unmapped or read-only address)

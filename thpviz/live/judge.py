@@ -40,7 +40,9 @@ def kernel_to_era(release: str) -> tuple[str, str]:
         ((5, 19), "5.18", ""),
         ((6, 1), "5.19", "5.19 rules (6.0 adds the PTE mprotect upgrade: closest era)"),
         ((6, 2), "6.1", ""),
-        ((6, 15), "6.12", "closest era: 6.12 (the 6.2 mprotect changes, no large-folio reuse)"),
+        ((6, 13), "6.12", ""),
+        ((6, 15), "6.12", "closest era: 6.12 (the 6.2 mprotect changes, no large-folio reuse; but 6.13 and "
+                          "6.14 already map a new THP on a write to the huge zero page, as 6.15 does)"),
     ]
     for upto, era, note in table:
         if v < upto:
@@ -161,7 +163,8 @@ def compare(result: ScenarioResult, live, scn, era_id: str) -> None:
 
 def first_difference(live, model) -> str | None:
     """The first statement where the kernel and the model disagree on the
-    write decisions of the step or on the violations present after it."""
+    write decisions of the step, on the violations present after it, or on
+    whether the statement was refused at all."""
     from ..model.events import DECISIONS
 
     for ls, ms in zip(live.steps, model.steps):
@@ -169,6 +172,10 @@ def first_difference(live, model) -> str | None:
         md = sorted({DECISIONS[int(d)] for f in ms.write_faults for d in f.decisions})
         lv = sorted(ls.violations)
         mv = sorted(k for k in ms.violations if k not in UNOBSERVABLE)
+        if bool(ls.errors) != bool(ms.error):
+            said = ls.errors[0] if ls.errors else ms.error
+            who = "the kernel refused it, the model did not" if ls.errors else "the model refused it, the kernel did not"
+            return f"line {ls.line} ({ls.text}): {who} ({said})"
         if ld != md or lv != mv:
             parts = []
             if ld != md:

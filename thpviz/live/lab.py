@@ -59,6 +59,30 @@ def prepare(path: str, caps, era_override: str | None = None):
     return scn, plan, res
 
 
+def _multi_vma_mremap(caps, res: ScenarioResult, scn, run) -> str | None:
+    """Linux 6.17 moves a range that spans several VMAs in one mremap
+    ("mm/mremap: permit mremap() move of multiple VMAs", Lorenzo Stoakes);
+    every era modelled here refuses it (-EFAULT).  On such a kernel a
+    scenario whose mremap the model refuses for that reason and the kernel
+    carries out is skipped, with the reason: a newer kernel's rule, not a
+    disagreement."""
+    import re
+
+    from .judge import model_runs
+
+    m = re.match(r"(\d+)\.(\d+)", caps.release or "")
+    if not m or (int(m.group(1)), int(m.group(2))) < (6, 17):
+        return None
+    model = model_runs(scn, [res.era]).get(res.era)
+    if model is None or isinstance(model, str):
+        return None
+    for ls, ms in zip(run.steps, model.steps):
+        if ls.op == "mremap" and not ls.errors and ms.error and "not inside one VMA" in ms.error:
+            return (f"line {ls.line}: the range spans several VMAs; Linux 6.17 moves it (\"mm/mremap: permit "
+                    f"mremap() move of multiple VMAs\"), era {res.era} refuses it with -EFAULT")
+    return None
+
+
 def finish(res: ScenarioResult, scn, plan, output: str, caps, problem: str | None = None) -> ScenarioResult:
     run = build_run(plan, parse_lines(output), caps)
     res.run = run
@@ -67,6 +91,10 @@ def finish(res: ScenarioResult, scn, plan, output: str, caps, problem: str | Non
         res.reason = f"the lab did not complete: {problem or run.problem}"
         return res
     compare(res, run, scn, res.era)
+    moved = _multi_vma_mremap(caps, res, scn, run)
+    if moved:
+        res.status, res.reason, res.mismatches = "skipped", moved, []
+        return res
     short = [n for n in run.pinned_zero if plan.pins[n].kind == "ro"]
     if short and res.era in ("6.12", "6.15"):   # 6.2+: long-term R/O pins unshare the zero page
         # a modelling limit of the lab, not a verdict: see docs/live-lab.md

@@ -279,10 +279,13 @@ class World(RmapMixin, FaultMixin, VmaOpsMixin, ForkMixin, GupMixin):
             return np.ones(len(heads), dtype=np.int64)
         return np.where(self.mem.nr[heads] > 1, 1, GUP_PIN_COUNTING_BIAS)
 
-    def maybe_dma_pinned(self, pfns: np.ndarray) -> np.ndarray:
+    def maybe_dma_pinned(self, pfns: np.ndarray, extra: int = 0) -> np.ndarray:
         """``page_maybe_dma_pinned()`` (5.7+): a large folio's ``_pincount``
         is not zero, or an order-0 page's refcount is at least
-        GUP_PIN_COUNTING_BIAS (false positives allowed, as in the kernel)."""
+        GUP_PIN_COUNTING_BIAS (false positives allowed, as in the kernel).
+        ``extra``: references the caller holds itself at the time of the
+        check (fork's own ``get_page`` from 5.19), which count on an order-0
+        page."""
         mem = self.mem
         heads = mem.head[np.asarray(pfns, dtype=np.int64)]
         out = np.zeros(len(heads), dtype=np.bool_)
@@ -290,7 +293,7 @@ class World(RmapMixin, FaultMixin, VmaOpsMixin, ForkMixin, GupMixin):
         for h in uniq(heads[large]):
             out[heads == h] = mem.pins[h : h + mem.nr[h]].sum() > 0
         small = ~large
-        out[small] = mem.refcount[heads[small]] >= GUP_PIN_COUNTING_BIAS
+        out[small] = mem.refcount[heads[small]] + extra >= GUP_PIN_COUNTING_BIAS
         return out
 
     def _get(self, heads: np.ndarray, n=1) -> None:
