@@ -16,7 +16,8 @@ An era is a policy object the world asks at a handful of points:
 =========================== ==================================================
 
 and a few flags for rules that are on or off (``foll_pin``,
-``gup_breaks_cow``, ``pmd_fallback``, ``huge_zero_wp_thp``, ``has_anon_exclusive``,
+``gup_breaks_cow``, ``pmd_fallback``, ``huge_zero_wp_thp``, ``dontneed_frees_pte_table``,
+``has_anon_exclusive``,
 ``unshare_ro_pins``, ``unshare_zero_page``, ``has_double_map``,
 ``split_keeps_dirty``, ``mprotect_upgrade_pte``/``_pmd``, ``tracks_mm_ids``,
 ``anon_vma_reuse``).  Everything else (fault plumbing, fork, munmap, the
@@ -145,6 +146,9 @@ class Era:
     #: a write or unshare fault on the huge zero PMD maps a new THP instead
     #: of splitting the PMD and falling back (6.13+, 1ced09e0331f)
     huge_zero_wp_thp = False
+    #: MADV_DONTNEED over a whole PMD range of one VMA frees the emptied PTE
+    #: table, so the next fault there may map a THP again (6.14+, 6375e95f381e)
+    dontneed_frees_pte_table = False
     #: PageAnonExclusive (5.19+)
     has_anon_exclusive = False
     #: read-only FOLL_PIN of a shared anonymous page unshares it (5.19+)

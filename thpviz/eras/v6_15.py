@@ -17,7 +17,8 @@ Commits (v6.15, David Hildenbrand):
   The anon_vma is not moved (that came after 6.15).  The same test serves
   unshare faults.
 
-And one change from v6.13 (Dev Jain):
+And two changes from before 6.15 that are not about COW, but change which
+page a later fault maps -- one from v6.13 (Dev Jain):
 
 * 1ced09e0331f "mm: allocate THP on hugezeropage wp-fault": a write or
   unshare fault on the huge zero PMD (``do_huge_pmd_wp_page`` ->
@@ -26,6 +27,14 @@ And one change from v6.13 (Dev Jain):
   6.12); the split is only the fallback when the allocation fails.  Seen on
   the Linux 6.18 host (docs/live-lab.md: a read, then a write, gives one
   fault and a PMD-mapped THP).
+
+and one from v6.14 (Qi Zheng):
+
+* 6375e95f381e "mm: pgtable: reclaim empty PTE page in madvise(MADV_DONTNEED)"
+  (with CONFIG_PT_RECLAIM, on by default on x86-64 from 4817f70c25b6): a
+  MADV_DONTNEED that empties a PTE table over its whole 2 MiB range, inside
+  one VMA, frees the table, so the next fault there can map a new THP by PMD
+  where 6.12 fills the empty table with 4 KiB pages.  Seen on the 6.18 host.
 
 PMD, order-0, fork, GUP and unsharing are otherwise 6.12's (the 6.0/6.2
 mprotect upgrades included).  The live lab on this project's Linux 6.18
@@ -52,10 +61,12 @@ class Era615(Era612):
         ("64fe24a3e05e", "mm/mprotect: try avoiding write faults for exclusive anonymous pages when changing protection"),
         ("c27f479ef542", "mm/huge_memory: try avoiding write faults when changing PMD protection"),
         ("1ced09e0331f", "mm: allocate THP on hugezeropage wp-fault"),
+        ("6375e95f381e", "mm: pgtable: reclaim empty PTE page in madvise(MADV_DONTNEED)"),
     )
     counters = Era612.counters | {"maybe_shared"}
     tracks_mm_ids = True
     huge_zero_wp_thp = True
+    dontneed_frees_pte_table = True
 
     def do_wp_page_thp(self, world, mm, h, subs, unshare=False):
         """Exclusive subpages reuse.  For the others the answer of

@@ -232,11 +232,23 @@ class VmaOpsMixin(WorldBase):
         self._excuse_pins(mm, lo, hi)
 
     def madvise_dontneed(self, proc: str, lo: int, hi: int) -> None:
-        """MADV_DONTNEED: zap the range; the VMA and page tables stay."""
+        """MADV_DONTNEED: zap the range; the VMA and page tables stay --
+        except, from 6.14 (6375e95f381e, CONFIG_PT_RECLAIM, on by default on
+        x86-64), a PTE table that the zap emptied over its whole PMD range:
+        ``zap_pte_range`` frees it when one VMA's part of the range covers the
+        full 2 MiB, and the next fault there may map a THP again."""
         mm = self.mm(proc)
         if not mm.covered(lo, hi):
             raise OpError(f"dontneed {mm.describe(lo, hi)}: range not mapped (-ENOMEM)")
         self._zap(mm, lo, hi, free_tables=False)
+        if self.era.dontneed_frees_pte_table:
+            nr = self.nr
+            for ext, a, b in self._extents(lo, hi):
+                entry = mm.pt.get(ext)
+                vma = mm.find_vma(a)
+                if (b - a == nr and isinstance(entry, PteTable) and entry.empty() and vma is not None
+                        and vma.start <= a and vma.end >= b):
+                    self._pt_del(mm, ext)
         self._excuse_pins(mm, lo, hi)
 
     def madvise_dontfork(self, proc: str, lo: int, hi: int, dontcopy: bool = True) -> None:
