@@ -41,8 +41,9 @@ def kernel_to_era(release: str) -> tuple[str, str]:
         ((6, 1), "5.19", "5.19 rules (6.0 adds the PTE mprotect upgrade: closest era)"),
         ((6, 2), "6.1", ""),
         ((6, 13), "6.12", ""),
-        ((6, 15), "6.12", "closest era: 6.12 (the 6.2 mprotect changes, no large-folio reuse; but 6.13 and "
-                          "6.14 already map a new THP on a write to the huge zero page, as 6.15 does)"),
+        ((6, 15), "6.12", "closest era: 6.12 (the 6.2 mprotect changes, no large-folio reuse; but like 6.15, "
+                          "6.13 maps a new THP on a write to the huge zero page, and 6.14 also frees a PTE "
+                          "table that MADV_DONTNEED emptied)"),
     ]
     for upto, era, note in table:
         if v < upto:
