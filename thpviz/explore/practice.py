@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from .alphabet import Alphabet
 from .search import step_decisions
+from .walk import random_walk
 
 #: how often each operation is drawn (others: 1); writes, forks and pins make
 #: the interesting puzzles
@@ -140,9 +141,7 @@ def puzzle(seed: int, n: int = 6, eras=None, thp: int = 8) -> Puzzle:
     """The puzzle for ``seed``: ``n`` statements (at least 3), run under
     ``eras`` (default: every implemented era)."""
     from ..eras import ERAS, get
-    from ..model.world import World
     from ..scenario import parse_text, run
-    from ..scenario.runner import execute
 
     if n < 3:
         raise ValueError("a puzzle needs at least 3 statements")
@@ -151,24 +150,7 @@ def puzzle(seed: int, n: int = 6, eras=None, thp: int = 8) -> Puzzle:
     alphabet = Alphabet(thp=thp, ops=PRACTICE_OPS)
     for attempt in range(MAX_TRIES):
         rng = random.Random(f"thpviz-practice/{seed}/{n}/{attempt}")
-        ref = era_objs[0]
-        w = World(ref, thp)
-        trace: list[str] = []
-        tries = 0
-        while len(trace) < n and tries < 20 * n:
-            tries += 1
-            sts = alphabet.statements(w)
-            last = len(trace) == n - 1
-            if last:
-                sts = [s for s in sts if s.op == "write"]
-            if not sts:
-                break
-            st = rng.choices(sts, weights=[WEIGHTS.get(s.op, 1) for s in sts])[0]
-            w2, step = execute(w.clone(), ref, st)
-            if step.error:
-                continue
-            w = w2
-            trace.append(st.text)
+        trace = random_walk(alphabet, era_objs[0], rng, n, WEIGHTS, last_required=True)
         if len(trace) < n:
             continue
         scn = parse_text(f"thp: {thp}\n" + "\n".join(trace), "<puzzle>")

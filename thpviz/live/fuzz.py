@@ -43,36 +43,17 @@ def random_scenario(seed: int) -> str:
     from ..eras import get
     from ..explore.alphabet import Alphabet
     from ..explore.trace import scenario_text
-    from ..model.world import World
-    from ..scenario.runner import execute
+    from ..explore.walk import random_walk
 
     rng = random.Random(f"thpviz-live-random/{seed}")
     regions = rng.choice((1, 2))
     alphabet = Alphabet(thp=THP, procs=rng.choice((2, 3, 4)), regions=regions,
                         extents=rng.choice((1, 2)), pins=2, ops=OPS, cuts=rng.choice(CUTS),
                         nohuge=("B",) if regions == 2 and rng.random() < 0.5 else ())
-    # every region is mapped first; most walks then write
+    # every region is mapped first; most walks then write one
     prefix = ["mmap"] * regions + (["write"] if rng.random() < 0.6 else [])
     n = len(prefix) + rng.randint(3, 9)
-    ref = get("6.15")
-    world = World(ref, THP)
-    trace: list[str] = []
-    for _ in range(30 * n):
-        if len(trace) == n:
-            break
-        sts = alphabet.statements(world)
-        if len(trace) < len(prefix):
-            sts = [s for s in sts if s.op == prefix[len(trace)] and s.proc == "P"] or sts
-        if len(trace) == n - 1:
-            sts = [s for s in sts if s.op == "write"] or sts
-        if not sts:
-            break
-        st = rng.choices(sts, weights=[WEIGHTS.get(s.op, 1) for s in sts])[0]
-        after, step = execute(world.clone(), ref, st)
-        if step.error:
-            continue
-        world = after
-        trace.append(st.text)
+    trace = random_walk(alphabet, get("6.15"), rng, n, WEIGHTS, prefix=prefix, budget=30 * n)
     return scenario_text(trace, THP, f"random scenario {seed}", f"thpviz live --random (seed {seed})",
                          notes=[f"{alphabet.describe()}"])
 
