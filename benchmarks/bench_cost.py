@@ -28,6 +28,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from machine import cpu_model, mem_total_kib  # noqa: E402
 
 from thpviz.cost import experiments as X  # noqa: E402
 
@@ -51,21 +54,9 @@ def engine_table() -> None:
 
 
 def _machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = "unknown"
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                mem = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+    cpu = cpu_model()
+    kib = mem_total_kib()
+    mem = f"{kib} kB" if kib else "unknown"
     cc = subprocess.run(["cc", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     return {
         "cpu": cpu, "logical_cpus": os.cpu_count(), "memory": mem,

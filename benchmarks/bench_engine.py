@@ -58,6 +58,10 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from machine import cpu_model, mem_total_kib  # noqa: E402
+
 BASELINE = "fbb6c95d2d124d4ed3b538976626be16954ce3c5"
 
 # A workload touching every statement type; C1/C2 are alive at the same
@@ -305,19 +309,9 @@ def ratio(old, new) -> str:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        mem = next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal"))
-        mem = f"{int(mem.split()[1]) // 1024 // 1024} GiB RAM"
-    except (OSError, StopIteration):
-        mem = "? RAM"
+    cpu = cpu_model()
+    kib = mem_total_kib()
+    mem = f"{kib // 1024 // 1024} GiB RAM" if kib else "? RAM"
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     return (f"{cpu}, {os.cpu_count()} cores, {mem}; {platform.system()} {platform.release()}; "
             f"Python {platform.python_version()}; load average {load} at start")
