@@ -64,7 +64,10 @@ class Era59(Era58):
     def needs_cow_for_dma(self, world, mm, pfns, extra: int = 0):
         """``page_needs_cow_for_dma``: the mm has pinned, and the page may be
         (``extra``: see :meth:`~thpviz.model.world.World.maybe_dma_pinned`).
-        Here in ``copy_present_page``, before fork takes its own reference."""
+        Here in ``copy_present_page``, before fork takes its own reference
+        (the order of 70e806e4e645 as read from its diff; no 5.x tree was at
+        hand, so this is a reconstruction -- 5.19 reversed it, see
+        :mod:`thpviz.eras.v5_19`)."""
         if not mm.has_pinned:
             return np.zeros(len(pfns), dtype=np.bool_)
         return world.maybe_dma_pinned(pfns, extra)

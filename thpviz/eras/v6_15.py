@@ -31,7 +31,8 @@ page a later fault maps -- one from v6.13 (Dev Jain):
 and one from v6.14 (Qi Zheng):
 
 * 6375e95f381e "mm: pgtable: reclaim empty PTE page in madvise(MADV_DONTNEED)"
-  (with CONFIG_PT_RECLAIM, on by default on x86-64 from 4817f70c25b6): a
+  (with CONFIG_PT_RECLAIM, which x86-64 supports from 4817f70c25b6; that the
+  option is on is observed on the 6.18 host, not read from a Kconfig): a
   MADV_DONTNEED that empties a PTE table over its whole 2 MiB range, inside
   one VMA, frees the table, so the next fault there can map a new THP by PMD
   where 6.12 fills the empty table with 4 KiB pages.  Seen on the 6.18 host.

@@ -233,8 +233,8 @@ class VmaOpsMixin(WorldBase):
 
     def madvise_dontneed(self, proc: str, lo: int, hi: int) -> None:
         """MADV_DONTNEED: zap the range; the VMA and page tables stay --
-        except, from 6.14 (6375e95f381e, CONFIG_PT_RECLAIM, on by default on
-        x86-64), a PTE table that the zap emptied over its whole PMD range:
+        except, from 6.14 (6375e95f381e, CONFIG_PT_RECLAIM; on in the 6.18
+        host's build), a PTE table that the zap emptied over its whole PMD range:
         ``zap_pte_range`` frees it when one VMA's part of the range covers the
         full 2 MiB, and the next fault there may map a THP again."""
         mm = self.mm(proc)
